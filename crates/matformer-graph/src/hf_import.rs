@@ -1,0 +1,1 @@
+//! Import of Hugging Face checkpoint directories (placeholder, filled in below).
