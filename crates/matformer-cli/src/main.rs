@@ -1,1 +1,64 @@
-fn main() {}
+//! `matformer`: inspect, run, extract and evaluate MatFormer models.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Default model: the MatLM trained on Shakespeare that ships with the repository.
+pub const DEFAULT_MODEL: &str = "models/matlm-shakespeare.safetensors";
+
+#[derive(Parser)]
+#[command(name = "matformer", version, about = "MatFormer: one set of weights, many nested model sizes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a model's config and, for each named submodel, its parameters and FLOPs per token.
+    Info {
+        /// Model file or directory.
+        #[arg(default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+    },
+    /// Generate text from a prompt with a chosen submodel.
+    Generate(commands::GenerateArgs),
+    /// Write a submodel as a standalone, smaller checkpoint.
+    Extract {
+        /// Model file or directory.
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+        /// Submodel spec: `s`..`xl`, a per-layer list like `s,m,l,xl`, `-` to skip a layer, `;skip=i,j`.
+        #[arg(long)]
+        submodel: String,
+        /// Output `.safetensors` path.
+        #[arg(long)]
+        out: PathBuf,
+        /// Store the weights as f32, f16 or bf16 (default: as loaded).
+        #[arg(long)]
+        dtype: Option<String>,
+    },
+    /// Evaluate submodels: next-token loss and perplexity on a text file, or accuracy on an IDX image set.
+    Eval(commands::EvalArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info { model } => commands::info(&model),
+        Command::Generate(args) => commands::generate(args),
+        Command::Extract { model, submodel, out, dtype } => commands::extract(&model, &submodel, &out, dtype.as_deref()),
+        Command::Eval(args) => commands::eval(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

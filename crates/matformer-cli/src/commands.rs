@@ -1,0 +1,223 @@
+//! The subcommands' implementations.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use matformer_graph::{checkpoint, extract::extract as extract_submodel, DType, Family, ModelConfig, Submodel};
+use matformer_runtime::{generate as run_generate, load_model, mean_loss, vit_forward, CpuLm, SamplingParams};
+use matformer_train::data::idx;
+
+use crate::DEFAULT_MODEL;
+
+/// Arguments of `matformer generate`.
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// Model file or directory.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: PathBuf,
+    /// Submodel spec: `s`, `m`, `l`, `xl`, a per-layer list (`s,m,l,xl`), `-` to skip a layer, `;skip=i,j`.
+    #[arg(long, default_value = "xl")]
+    submodel: String,
+    /// Text to continue.
+    #[arg(long, default_value = "ROMEO:\n")]
+    prompt: String,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 200)]
+    max_tokens: usize,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f32,
+    /// Keep only the k most likely tokens (0 = all).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Nucleus sampling mass.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// RNG seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// Arguments of `matformer eval`.
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Model file or directory.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: PathBuf,
+    /// A UTF-8 text file (MatLM) or an IDX images file, e.g. t10k-images-idx3-ubyte.gz (MatViT).
+    #[arg(long)]
+    data: PathBuf,
+    /// Submodel spec to evaluate.
+    #[arg(long, conflicts_with = "all")]
+    submodel: Option<String>,
+    /// Evaluate every named granularity.
+    #[arg(long)]
+    all: bool,
+    /// Cap on evaluated tokens (MatLM) or images (MatViT), to keep runs short.
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+fn submodels(cfg: &ModelConfig, spec: Option<&str>, all: bool) -> Result<Vec<(String, Submodel)>> {
+    if all || spec.is_none() {
+        cfg.granularities.iter().map(|g| Ok((g.name.clone(), Submodel::named(cfg, &g.name)?))).collect()
+    } else {
+        let s = spec.expect("checked");
+        Ok(vec![(s.to_string(), Submodel::parse(cfg, s)?)])
+    }
+}
+
+fn human(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2}G", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.2}M", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1}K", n as f64 / 1e3),
+        n => n.to_string(),
+    }
+}
+
+/// `matformer info`.
+pub fn info(model: &Path) -> Result<()> {
+    let m = load_model(model)?;
+    let cfg = &m.weights.config;
+    println!("model: {}", model.display());
+    println!("dtype: {:?}, stored parameters: {}", m.weights.dtype(), human(m.weights.n_params() as u64));
+    match &cfg.family {
+        Family::Lm { .. } => println!("tokenizer: {}", m.tokenizer.kind()),
+        Family::Vit { .. } => {}
+    }
+    println!("config:\n{}", cfg.to_json());
+    let ctx = cfg.max_seq_len();
+    println!("\n{:<6} {:>8} {:>12} {:>18}", "name", "ffn", "params", format!("FLOPs/token@{ctx}"));
+    for g in &cfg.granularities {
+        let s = Submodel::named(cfg, &g.name)?;
+        println!("{:<6} {:>8} {:>12} {:>18}", g.name, g.width, human(s.params(cfg)), human(s.flops_per_token(cfg, ctx)));
+    }
+    Ok(())
+}
+
+/// `matformer generate`.
+pub fn generate(a: GenerateArgs) -> Result<()> {
+    let m = load_model(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
+    let cfg = m.weights.config.clone();
+    let sub = Submodel::parse(&cfg, &a.submodel)?;
+    let prompt = m.tokenizer.encode(&a.prompt)?;
+    let params = SamplingParams { temperature: a.temperature, top_k: a.top_k, top_p: a.top_p, seed: a.seed };
+    let mut exec = CpuLm::new(Arc::new(m.weights))?;
+    eprintln!(
+        "[matformer] {} | submodel {} ({} params) | device cpu ({} threads)",
+        a.model.display(),
+        sub.to_spec(&cfg),
+        human(sub.params(&cfg)),
+        rayon_threads()
+    );
+    let start = Instant::now();
+    print!("{}", a.prompt);
+    let mut out = std::io::stdout();
+    let mut pending: Vec<u32> = Vec::new();
+    let tok = &m.tokenizer;
+    let gen = run_generate(&mut exec, &prompt, &sub, a.max_tokens, &params, |t| {
+        // Print whole characters only: byte tokens can split a UTF-8 sequence.
+        pending.push(t);
+        if let Ok(s) = tok.decode(&pending) {
+            if !s.ends_with('\u{FFFD}') {
+                let _ = write!(out, "{s}");
+                let _ = out.flush();
+                pending.clear();
+            }
+        }
+    })?;
+    println!("{}", tok.decode(&pending)?);
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "[matformer] {} tokens in {:.2}s ({:.1} tokens/s){}",
+        gen.tokens.len(),
+        secs,
+        gen.tokens.len() as f64 / secs,
+        if gen.stop == matformer_runtime::StopReason::ContextFull { ", stopped: context full" } else { "" }
+    );
+    Ok(())
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// `matformer extract`.
+pub fn extract(model: &Path, spec: &str, out: &Path, dtype: Option<&str>) -> Result<()> {
+    let m = load_model(model)?;
+    let sub = Submodel::parse(&m.weights.config, spec)?;
+    let mut small = extract_submodel(&m.weights, &sub)?;
+    if let Some(d) = dtype {
+        let dt = DType::parse(d).with_context(|| format!("unknown dtype `{d}` (use f32, f16 or bf16)"))?;
+        small = small.to_dtype(dt);
+    }
+    checkpoint::save(&small, out)?;
+    if let matformer_runtime::Tokenizer::Hf(_) = m.tokenizer {
+        let src = if model.is_dir() { model.join("tokenizer.json") } else { model.with_extension("tokenizer.json") };
+        std::fs::copy(&src, out.with_extension("tokenizer.json")).context("copying tokenizer.json")?;
+    }
+    let bytes = std::fs::metadata(out)?.len();
+    println!(
+        "wrote {} : submodel {} -> {} layers, {} params, {:.2} MB",
+        out.display(),
+        sub.to_spec(&m.weights.config),
+        small.config.n_layers,
+        human(small.n_params() as u64),
+        bytes as f64 / 1e6
+    );
+    Ok(())
+}
+
+/// `matformer eval`.
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let m = load_model(&a.model)?;
+    let cfg = m.weights.config.clone();
+    let subs = submodels(&cfg, a.submodel.as_deref(), a.all)?;
+    match cfg.family {
+        Family::Lm { max_seq_len, .. } => {
+            let text = std::fs::read_to_string(&a.data).with_context(|| format!("reading {}", a.data.display()))?;
+            let mut tokens = m.tokenizer.encode(&text)?;
+            if let Some(l) = a.limit {
+                tokens.truncate(l);
+            }
+            if tokens.len() < 2 {
+                bail!("{} has fewer than two tokens", a.data.display());
+            }
+            let mut exec = CpuLm::new(Arc::new(m.weights))?;
+            println!("{} tokens from {}", tokens.len(), a.data.display());
+            println!("{:<24} {:>12} {:>10} {:>12}", "submodel", "params", "loss", "perplexity");
+            for (name, sub) in subs {
+                let loss = mean_loss(&mut exec, &tokens, &sub, max_seq_len)?;
+                println!("{:<24} {:>12} {:>10.4} {:>12.3}", name, human(sub.params(&cfg)), loss, loss.exp());
+            }
+        }
+        Family::Vit { image_size, channels, .. } => {
+            let set = idx::load_idx(&a.data, &idx::labels_path_for(&a.data)).map_err(anyhow::Error::msg)?;
+            if channels != 1 || set.rows != image_size || set.cols != image_size {
+                bail!("model expects {channels}x{image_size}x{image_size} images, data has 1x{}x{}", set.rows, set.cols);
+            }
+            let n = a.limit.unwrap_or(set.len()).min(set.len());
+            println!("{n} images from {}", a.data.display());
+            println!("{:<24} {:>12} {:>10}", "submodel", "params", "accuracy");
+            for (name, sub) in subs {
+                let mut correct = 0;
+                for start in (0..n).step_by(64) {
+                    let end = (start + 64).min(n);
+                    let px = &set.pixels[start * image_size * image_size..end * image_size * image_size];
+                    let out = vit_forward(&m.weights, &sub, px, end - start)?;
+                    let k = out.logits.len() / (end - start);
+                    for (i, row) in out.logits.chunks_exact(k).enumerate() {
+                        correct += (matformer_runtime::sampling::argmax(row) == set.labels[start + i] as usize) as usize;
+                    }
+                }
+                println!("{:<24} {:>12} {:>9.2}%", name, human(sub.params(&cfg)), 100.0 * correct as f64 / n as f64);
+            }
+        }
+    }
+    Ok(())
+}
