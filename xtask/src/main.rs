@@ -1,1 +1,60 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's scripted chores.
+//!
+//! - `bench [--quick]`: run the benchmark suite (and PyTorch's, when `.venv-ref` exists), print a table,
+//!   write `target/bench/results.json`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("[xtask] {cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    let root = root();
+    let quick = args.iter().any(|a| a == "--quick");
+    let out_dir = root.join("target/bench");
+    std::fs::create_dir_all(&out_dir)?;
+    let mut bench_args: Vec<String> = vec!["--out".into(), out_dir.join("results.json").display().to_string()];
+    if quick {
+        bench_args.push("--quick".into());
+    }
+    let python = root.join(".venv-ref/bin/python");
+    if python.exists() {
+        let torch_out = out_dir.join("torch.json");
+        let mut cmd = Command::new(&python);
+        cmd.arg(root.join("scripts/bench_torch.py"));
+        if quick {
+            cmd.arg("--quick");
+        }
+        let output = cmd.output().context("running scripts/bench_torch.py")?;
+        if output.status.success() {
+            std::fs::write(&torch_out, &output.stdout)?;
+            bench_args.extend(["--torch".into(), torch_out.display().to_string()]);
+        } else {
+            eprintln!("[xtask] PyTorch benchmark failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        }
+    } else {
+        eprintln!("[xtask] no .venv-ref: skipping the PyTorch comparison (see scripts/README.md)");
+    }
+    run(Command::new(env!("CARGO")).current_dir(&root).args(["run", "--release", "-q", "-p", "matformer-bench", "--"]).args(&bench_args))
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("bench") => bench(&args[1..]),
+        _ => bail!("usage: cargo xtask bench [--quick]"),
+    }
+}

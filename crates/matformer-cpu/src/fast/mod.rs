@@ -1,0 +1,41 @@
+//! The multithreaded fast path. Same functions and signatures as
+//! [`crate::reference`], checked against it in the tests with stated
+//! tolerances.
+//!
+//! - Matrix products: `n == 1` uses hand-written SIMD matrix-vector kernels
+//!   that stream each weight once (16-bit weights widened in registers);
+//!   `n > 1` uses the `gemm` crate (16-bit weights widened block by block
+//!   into a reusable per-thread buffer).
+//! - Everything else is split into fixed-size rayon tasks, with small
+//!   inputs run inline on the calling thread.
+//! - Results do not depend on the number of threads: every reduction has a
+//!   fixed, shape-determined order.
+//! - Elementwise transcendental functions use vectorizable approximations
+//!   (exp ~1 ulp, erfc ~1e-7 relative), compiled for AVX2+FMA when the CPU
+//!   has it.
+
+mod activation;
+mod attention;
+mod elementwise;
+pub(crate) mod gemm;
+pub(crate) mod math;
+mod matmul;
+mod matvec;
+mod norm;
+pub(crate) mod par;
+mod rope;
+pub(crate) mod simd;
+mod softmax;
+mod widened;
+
+pub use activation::{gelu, gelu_tanh, silu_mul};
+pub use attention::attention;
+pub use elementwise::{add_bias, add_inplace, embedding};
+pub use matmul::{matmul_nn, matmul_nt};
+pub use norm::{layernorm, rmsnorm};
+pub use rope::rope;
+pub use softmax::{argmax, cross_entropy, log_softmax, softmax};
+
+pub(crate) use attention::Dims as AttentionDims;
+pub(crate) use norm::{layernorm_stats, rms_rstd};
+pub(crate) use rope::rotate as rope_rotate;
