@@ -146,7 +146,7 @@ impl LmExecutor for CpuLm {
         let vocab = cfg.n_outputs();
         let mut logits = vec![0.0; rows * vocab];
         let head = w.head_weight();
-        with_elems!(head.as_ref(), |hw: _| fast::matmul_nt(h, hw, None, &mut logits, rows, d, vocab));
+        with_elems!(head.as_ref(), |hw| fast::matmul_nt(h, hw, None, &mut logits, rows, d, vocab));
         Ok(logits)
     }
 }

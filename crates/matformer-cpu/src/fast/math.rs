@@ -179,8 +179,12 @@ mod tests {
     }
 
     /// Relative error of the vectorizable approximations against `f64`
-    /// libm, on a dense grid: exp is ~1 ulp (2⁻²³ ≈ 1.2e-7), erfc within its
-    /// 1.2e-7 fit error plus rounding. The assertions leave 2-4x headroom.
+    /// libm, on a dense grid. exp is ~1 ulp (2⁻²³ ≈ 1.2e-7). erfc has a
+    /// 1e-7 fit error, but its result is `e^a` with `a ≈ −z²` rounded to
+    /// `f32`, whose half-ulp is already `|a|·2⁻²⁴` (5e-7 at z = 3, 4e-6 at
+    /// z = 9); measured worst cases are 1.1e-6 on [0, 3] and about the
+    /// rounding bound beyond. For GELU this is a relative error on Φ(x) for
+    /// x < 0 only, i.e. an absolute error below 1e-7·|x|.
     #[test]
     fn approximations_are_accurate() {
         // (the FMA flavour runs here through software `fmaf`: same results)
@@ -188,10 +192,8 @@ mod tests {
             let e = |x: f32| if fma { exp::<true>(x) } else { exp::<false>(x) };
             assert!(check("exp", e, f64::exp, -87.0, 88.0) < 3e-7);
             let c = |x: f32| if fma { erfc_pos::<true>(x) } else { erfc_pos::<false>(x) };
-            // erfc(z) spans 1 .. 1e-38 on [0, 9]; the f32 argument z² of the
-            // exponential limits relative precision to ~|z²|·2⁻²⁴.
-            assert!(check("erfc", c, libm::erfc, 0.0, 3.0) < 5e-7);
-            assert!(check("erfc", c, libm::erfc, 3.0, 9.0) < 3e-6);
+            assert!(check("erfc", c, libm::erfc, 0.0, 3.0) < 2e-6);
+            assert!(check("erfc", c, libm::erfc, 3.0, 9.0) < 1e-5);
         }
         assert_eq!(exp::<false>(-100.0), 0.0);
         assert_eq!(exp::<false>(0.0), 1.0);

@@ -92,3 +92,34 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
         Err(_) => f(&mut vec![0.0; len]),
     })
 }
+
+/// Splits the rows of `dx` (rows of `row_len`) into tasks of a fixed,
+/// shape-determined number of rows; task `t` gets `f(row0, rows, partial)`
+/// with its own zeroed `partial` buffer of `plen` floats. Returns all
+/// partials in task order, so the caller can reduce them deterministically.
+pub(crate) fn rows_with_partials<F>(
+    dx: &mut [f32],
+    row_len: usize,
+    work_per_row: usize,
+    plen: usize,
+    f: F,
+) -> Vec<f32>
+where
+    F: Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
+{
+    if dx.is_empty() || row_len == 0 || plen == 0 {
+        return Vec::new();
+    }
+    let rows_per_task = (TASK_WORK / work_per_row.max(1)).max(1);
+    let n_tasks = (dx.len() / row_len).div_ceil(rows_per_task);
+    let mut partials = vec![0.0; n_tasks * plen];
+    if n_tasks == 1 {
+        f(0, dx, &mut partials);
+    } else {
+        dx.par_chunks_mut(rows_per_task * row_len)
+            .zip(partials.par_chunks_mut(plen))
+            .enumerate()
+            .for_each(|(t, (rows, p))| f(t * rows_per_task, rows, p));
+    }
+    partials
+}

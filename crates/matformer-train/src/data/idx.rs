@@ -48,7 +48,7 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, String> {
     }
 }
 
-fn parse_idx(bytes: &[u8], want_dims: usize, path: &Path) -> Result<(Vec<usize>, &[u8]), String> {
+fn parse_idx<'a>(bytes: &'a [u8], want_dims: usize, path: &Path) -> Result<(Vec<usize>, &'a [u8]), String> {
     let bad = |why: &str| format!("{}: not an IDX file: {why}", path.display());
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         return Err(bad("bad magic"));
