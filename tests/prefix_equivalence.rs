@@ -16,7 +16,7 @@ fn lm_configs() -> Vec<ModelConfig> {
 
 fn specs(cfg: &ModelConfig) -> Vec<String> {
     let mut s: Vec<String> = cfg.granularities.iter().map(|g| g.name.clone()).collect();
-    s.push("s,l;skip=1".into()); // Mix'n'Match with one skipped layer
+    s.push("s,m,l;skip=1".into()); // Mix'n'Match with one skipped layer
     s.push("xl,-,m".into());
     s
 }

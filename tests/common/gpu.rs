@@ -71,8 +71,6 @@ pub fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str)
             .enumerate()
             .find(|(_, (g, w))| !((*g - *w).abs() <= atol + rtol * w.abs()))
             .expect("some element is out of tolerance");
-        panic!(
-            "{what}: error {e:.3}x the tolerance (atol {atol}, rtol {rtol}); first at [{i}]: got {g}, want {w}"
-        );
+        panic!("{what}: error {e:.3}x the tolerance (atol {atol}, rtol {rtol}); first at [{i}]: got {g}, want {w}");
     }
 }

@@ -75,8 +75,7 @@ impl WeightElem for f16 {
         f16::from_f32(v)
     }
     fn to_f32_slice(src: &[Self], dst: &mut [f32]) {
-        use half::slice::HalfFloatSliceExt;
-        src.convert_to_f32_slice(dst);
+        simd::f16_to_f32_slice(src, dst);
     }
     #[inline]
     fn as_f32_slice(_src: &[Self]) -> Option<&[f32]> {

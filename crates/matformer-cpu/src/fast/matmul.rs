@@ -41,6 +41,10 @@ pub fn matmul_nn<W: WeightElem>(
     nn_with(x, w, bias, y, (n, k, m), None);
 }
 
+fn skinny_max() -> usize {
+    std::env::var("MF_SKINNY").ok().and_then(|v| v.parse().ok()).unwrap_or(matvec::SKINNY_MAX)
+}
+
 /// Fills every row of `y[n,m]` with the bias; returns whether there was one
 /// (so the product must accumulate onto `y`).
 fn prefill_bias<W: WeightElem>(y: &mut [f32], bias: Option<&[W]>, m: usize) -> bool {
@@ -70,8 +74,8 @@ pub(crate) fn nt_with<W: WeightElem>(
     if n == 0 || m == 0 {
         return;
     }
-    if n == 1 && blocking.is_none() {
-        return matvec::nt(x, w, bias, y, k);
+    if n <= skinny_max() && blocking.is_none() {
+        return matvec::nt(x, w, bias, y, (n, k, m));
     }
     let acc = prefill_bias(y, bias, m);
     match W::as_f32_slice(w) {
@@ -100,8 +104,8 @@ pub(crate) fn nn_with<W: WeightElem>(
     if n == 0 || m == 0 {
         return;
     }
-    if n == 1 && blocking.is_none() {
-        return matvec::nn(x, w, bias, y, k, m);
+    if n <= skinny_max() && blocking.is_none() {
+        return matvec::nn(x, w, bias, y, (n, k, m));
     }
     let acc = prefill_bias(y, bias, m);
     match W::as_f32_slice(w) {

@@ -36,6 +36,5 @@ pub use norm::{layernorm, rmsnorm};
 pub use rope::rope;
 pub use softmax::{argmax, cross_entropy, log_softmax, softmax};
 
-pub(crate) use attention::Dims as AttentionDims;
 pub(crate) use norm::{layernorm_stats, rms_rstd};
 pub(crate) use rope::rotate as rope_rotate;

@@ -10,7 +10,7 @@
 use half::{bf16, f16};
 
 /// Number of independent accumulators in reductions (4 AVX registers).
-const LANES: usize = 32;
+pub(crate) const LANES: usize = 32;
 
 /// Widened chunk size for the portable half-precision fallback (fits L1).
 const CHUNK: usize = 1024;
@@ -159,6 +159,29 @@ dispatch! {
 }
 
 #[inline(always)]
+fn dots_acc_impl<const FMA: bool>(acc: &mut [[f32; LANES]], w: &[f32], xs: &[f32]) {
+    let l = w.len();
+    let (wc, wr) = w.as_chunks::<LANES>();
+    for (i, a) in acc.iter_mut().enumerate() {
+        let (xc, xr) = xs[i * l..(i + 1) * l].as_chunks::<LANES>();
+        for (wv, xv) in wc.iter().zip(xc) {
+            for t in 0..LANES {
+                a[t] = fmadd::<FMA>(wv[t], xv[t], a[t]);
+            }
+        }
+        for (t, (&wv, &xv)) in wr.iter().zip(xr).enumerate() {
+            a[t] = fmadd::<FMA>(wv, xv, a[t]);
+        }
+    }
+}
+
+dispatch! {
+    /// `acc[i] += w ⊙ xs[i]` lane-wise, where `xs` holds `acc.len()` rows
+    /// of `w.len()` (reduce each `acc[i]` with [`hsum`] at the end).
+    pub(crate) fn dots_acc(acc: &mut [[f32; LANES]], w: &[f32], xs: &[f32]) => dots_acc_impl
+}
+
+#[inline(always)]
 fn sum_impl<const FMA: bool>(x: &[f32]) -> f32 {
     let (c, r) = x.as_chunks::<LANES>();
     let mut acc = [0.0f32; LANES];
@@ -226,6 +249,19 @@ pub(crate) fn bf16_to_f32_slice(src: &[bf16], dst: &mut [f32]) {
     for (d, s) in dst.iter_mut().zip(src) {
         *d = f32::from_bits((s.to_bits() as u32) << 16);
     }
+}
+
+/// Widens `f16` to `f32` (exact): F16C on AVX2 machines, else `half`'s
+/// slice conversion.
+pub(crate) fn f16_to_f32_slice(src: &[f16], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len(), "f16_to_f32_slice: length mismatch");
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma_f16c() {
+        // SAFETY: avx2, fma and f16c are available (checked above).
+        return unsafe { x86::widen_f16(half_bits(src), dst) };
+    }
+    use half::slice::HalfFloatSliceExt;
+    src.convert_to_f32_slice(dst);
 }
 
 /// Portable half-precision dot: widen a chunk into an L1 buffer, then dot.
@@ -340,6 +376,25 @@ mod x86 {
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0b01));
         _mm_cvtss_f32(s)
+    }
+
+    /// Widens `src` into `dst` (same length, checked by the caller).
+    ///
+    /// # Safety
+    /// The CPU must support avx2, fma and f16c.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn widen_f16(src: &[u16], dst: &mut [f32]) {
+        let len = src.len().min(dst.len());
+        let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
+        let mut i = 0;
+        while i + 8 <= len {
+            _mm256_storeu_ps(dp.add(i), load8::<false>(sp.add(i)));
+            i += 8;
+        }
+        while i < len {
+            *dp.add(i) = widen1::<false>(*sp.add(i));
+            i += 1;
+        }
     }
 
     /// `Σ w[i]·x[i]` over the shorter length.
