@@ -69,7 +69,7 @@ pub fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str)
             .iter()
             .zip(want)
             .enumerate()
-            .find(|(_, (g, w))| !((*g - *w).abs() <= atol + rtol * w.abs()))
+            .find(|(_, (g, w))| max_scaled_err(&[**g], &[**w], atol, rtol) > 1.0)
             .expect("some element is out of tolerance");
         panic!("{what}: error {e:.3}x the tolerance (atol {atol}, rtol {rtol}); first at [{i}]: got {g}, want {w}");
     }

@@ -4,9 +4,9 @@ use std::time::Instant;
 
 fn time<F: FnMut()>(mut f: F, reps: usize) -> f64 {
     f();
-    let t = Instant::now();
-    for _ in 0..reps { f(); }
-    t.elapsed().as_secs_f64() / reps as f64
+    let mut best = f64::MAX;
+    for _ in 0..reps.max(3) { let t = Instant::now(); f(); best = best.min(t.elapsed().as_secs_f64()); }
+    best
 }
 
 fn mv<W: WeightElem>(name: &str, k: usize, m: usize) {
@@ -53,7 +53,7 @@ fn main() {
     mm::<f32>("f32", 512, 2048, 4096);
     mm::<bf16>("bf16", 512, 2048, 4096);
     }
-    for n in [2, 4, 8, 16, 24, 32] {
+    for n in [4, 8, 16] {
         mm::<f16>("f16", n, 2048, 4096);
         mm::<f32>("f32", n, 2048, 4096);
     }

@@ -1,6 +1,7 @@
 //! `GpuContext`: adapter and device creation (native backends only), limits,
 //! feature detection and error capture.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{KernelError, Result};
@@ -10,9 +11,8 @@ use crate::weight::{WeightLoad, WeightType};
 
 /// The only backends ever requested. GL is excluded on purpose: on a machine
 /// with only GL it silently gives a much slower path without f16.
-pub const NATIVE_BACKENDS: wgpu::Backends = wgpu::Backends::VULKAN
-    .union(wgpu::Backends::METAL)
-    .union(wgpu::Backends::DX12);
+pub const NATIVE_BACKENDS: wgpu::Backends =
+    wgpu::Backends::VULKAN.union(wgpu::Backends::METAL).union(wgpu::Backends::DX12);
 
 /// Options for [`GpuContext::with_options`].
 #[derive(Clone, Debug, Default)]
@@ -45,13 +45,12 @@ pub struct GpuContext {
     sink: Arc<Mutex<ErrorSink>>,
     pub(crate) pipelines: PipelineCache,
     pub(crate) pool: BufferPool,
+    epoch: AtomicU64,
 }
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuContext")
-            .field("adapter", &self.info_line())
-            .finish_non_exhaustive()
+        f.debug_struct("GpuContext").field("adapter", &self.info_line()).finish_non_exhaustive()
     }
 }
 
@@ -96,14 +95,9 @@ impl GpuContext {
             Some(name) => {
                 let want = name.to_lowercase();
                 let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
-                let pos = adapters
-                    .iter()
-                    .position(|a| a.get_info().name.to_lowercase().contains(&want))
-                    .ok_or_else(|| {
-                        KernelError::NoAdapter(format!(
-                            "no adapter name contains {name:?}; available: {names:?}"
-                        ))
-                    })?;
+                let pos = adapters.iter().position(|a| a.get_info().name.to_lowercase().contains(&want)).ok_or_else(
+                    || KernelError::NoAdapter(format!("no adapter name contains {name:?}; available: {names:?}")),
+                )?;
                 adapters.swap_remove(pos)
             }
             None => adapters.swap_remove(0),
@@ -154,6 +148,7 @@ impl GpuContext {
             sink,
             pipelines: PipelineCache::default(),
             pool: BufferPool::default(),
+            epoch: AtomicU64::new(0),
         })
     }
 
@@ -231,8 +226,7 @@ impl GpuContext {
 
     /// Whether timestamps can be written between dispatches inside a pass.
     pub fn supports_timestamps_inside_passes(&self) -> bool {
-        self.features
-            .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
     }
 
     /// Nanoseconds per timestamp tick.
@@ -244,9 +238,7 @@ impl GpuContext {
     pub fn supports_load(&self, load: WeightLoad) -> bool {
         match load {
             WeightLoad::F16Native => self.supports_shader_f16(),
-            WeightLoad::F16Packed => self
-                .downlevel
-                .contains(wgpu::DownlevelFlags::SHADER_F16_IN_F32),
+            WeightLoad::F16Packed => self.downlevel.contains(wgpu::DownlevelFlags::SHADER_F16_IN_F32),
             _ => true,
         }
     }
@@ -265,10 +257,7 @@ impl GpuContext {
     /// Returns (and clears) the first error wgpu reported outside an error
     /// scope, or `DeviceLost` once the device is gone.
     pub fn check(&self) -> Result<()> {
-        let mut g = self
-            .sink
-            .lock()
-            .map_err(|_| KernelError::Internal("error sink poisoned".into()))?;
+        let mut g = self.sink.lock().map_err(|_| KernelError::Internal("error sink poisoned".into()))?;
         if let Some(reason) = &g.lost {
             return Err(KernelError::DeviceLost(reason.clone()));
         }
@@ -285,11 +274,8 @@ impl GpuContext {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let value = f();
-        let errors = [
-            pollster::block_on(validation.pop()),
-            pollster::block_on(oom.pop()),
-            pollster::block_on(internal.pop()),
-        ];
+        let errors =
+            [pollster::block_on(validation.pop()), pollster::block_on(oom.pop()), pollster::block_on(internal.pop())];
         if let Some(e) = errors.into_iter().flatten().next() {
             return Err(KernelError::from_wgpu(&e));
         }
@@ -299,30 +285,34 @@ impl GpuContext {
 
     /// A new command encoder.
     pub fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
-        self.device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
     }
 
     /// Finishes and submits an encoder, reporting validation errors as `Err`.
+    /// Submit recorded ops through here (not `Queue::submit`): it also starts
+    /// a new submission epoch, after which every op instance may be recorded
+    /// with new parameters.
     pub fn submit(&self, encoder: wgpu::CommandEncoder) -> Result<wgpu::SubmissionIndex> {
-        self.scoped(|| self.queue.submit([encoder.finish()]))
+        let index = self.scoped(|| self.queue.submit([encoder.finish()]));
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        index
+    }
+
+    /// Counter of submissions made through [`GpuContext::submit`].
+    pub fn submission_epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// Blocks until all submitted work has finished.
     pub fn wait(&self) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| KernelError::Readback(e.to_string()))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| KernelError::Readback(e.to_string()))?;
         self.check()
     }
 
     /// Records `f` into one compute pass of a fresh encoder and submits it.
     /// Convenient for tests and one-off ops; a model executor records a whole
     /// step into one encoder itself.
-    pub fn run_pass(
-        &self,
-        f: impl FnOnce(&mut wgpu::ComputePass<'_>) -> Result<()>,
-    ) -> Result<wgpu::SubmissionIndex> {
+    pub fn run_pass(&self, f: impl FnOnce(&mut wgpu::ComputePass<'_>) -> Result<()>) -> Result<wgpu::SubmissionIndex> {
         let mut encoder = self.encoder("matformer pass");
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {

@@ -13,9 +13,7 @@ pub fn fold(groups: u64, max_per_dim: u32) -> Result<[u32; 3]> {
     }
     let y = groups.div_ceil(max);
     if y > max {
-        return Err(KernelError::Limit(format!(
-            "{groups} workgroups exceed {max}² per dispatch"
-        )));
+        return Err(KernelError::Limit(format!("{groups} workgroups exceed {max}² per dispatch")));
     }
     Ok([max as u32, y as u32, 1])
 }

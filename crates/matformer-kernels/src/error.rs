@@ -53,12 +53,8 @@ impl KernelError {
     pub fn from_wgpu(e: &wgpu::Error) -> Self {
         match e {
             wgpu::Error::OutOfMemory { .. } => KernelError::OutOfMemory(e.to_string()),
-            wgpu::Error::Validation { description, .. } => {
-                KernelError::Validation(description.clone())
-            }
-            wgpu::Error::Internal { description, .. } => {
-                KernelError::Internal(description.clone())
-            }
+            wgpu::Error::Validation { description, .. } => KernelError::Validation(description.clone()),
+            wgpu::Error::Internal { description, .. } => KernelError::Internal(description.clone()),
         }
     }
 }

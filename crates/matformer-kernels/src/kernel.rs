@@ -1,7 +1,7 @@
 //! The shared machinery of every op: a pipeline, its bind group and its own
 //! uniform buffer, plus `BufSlice` for binding (parts of) buffers.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::context::GpuContext;
 use crate::error::{KernelError, Result};
@@ -23,17 +23,12 @@ pub struct BufSlice<'a> {
 impl<'a> BufSlice<'a> {
     /// A byte range `[offset, offset + size)` of `buffer`.
     pub fn range(buffer: &'a wgpu::Buffer, offset: u64, size: u64) -> Self {
-        BufSlice {
-            buffer,
-            offset,
-            size: Some(size),
-        }
+        BufSlice { buffer, offset, size: Some(size) }
     }
 
     /// Bound length in bytes.
     pub fn bytes(&self) -> u64 {
-        self.size
-            .unwrap_or_else(|| self.buffer.size().saturating_sub(self.offset))
+        self.size.unwrap_or_else(|| self.buffer.size().saturating_sub(self.offset))
     }
 
     /// Bound length in 4-byte elements (f32 / u32).
@@ -57,11 +52,7 @@ impl<'a> BufSlice<'a> {
 
 impl<'a> From<&'a wgpu::Buffer> for BufSlice<'a> {
     fn from(buffer: &'a wgpu::Buffer) -> Self {
-        BufSlice {
-            buffer,
-            offset: 0,
-            size: None,
-        }
+        BufSlice { buffer, offset: 0, size: None }
     }
 }
 
@@ -69,13 +60,17 @@ impl<'a> From<&'a wgpu::Buffer> for BufSlice<'a> {
 ///
 /// Parameters are written with `Queue::write_buffer` when the op is recorded,
 /// so all dispatches of ONE instance inside one submission see the parameters
-/// of its last `record`; use one instance per dispatch site (as a model
-/// executor naturally does: one per layer and op).
+/// of its last `record`. Recording an instance again with DIFFERENT parameters
+/// before [`GpuContext::submit`] is therefore refused with an error instead of
+/// silently computing with the wrong uniforms; use one instance per dispatch
+/// site (one per layer and op) or submit in between.
 #[derive(Debug)]
 pub(crate) struct Kernel {
     pipeline: Arc<Pipeline>,
     bind_group: wgpu::BindGroup,
     params: wgpu::Buffer,
+    /// Submission epoch and bytes of the last recorded parameters.
+    last: Mutex<Option<(u64, Vec<u8>)>>,
 }
 
 impl Kernel {
@@ -92,22 +87,15 @@ impl Kernel {
             params_size as u64,
             wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         )?;
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: params.as_entire_binding(),
-        }];
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() }];
         for (binding, slice) in resources {
-            entries.push(wgpu::BindGroupEntry {
-                binding: *binding,
-                resource: slice.resource(),
-            });
+            entries.push(wgpu::BindGroupEntry { binding: *binding, resource: slice.resource() });
         }
         let mut expected: Vec<u32> = pipeline.bindings.iter().map(|(b, _)| *b).collect();
         let mut given: Vec<u32> = entries.iter().map(|e| e.binding).collect();
         expected.sort_unstable();
         given.sort_unstable();
-        if expected != given || pipeline.bindings.first().map(|b| b.1) != Some(BindingKind::Uniform)
-        {
+        if expected != given || pipeline.bindings.first().map(|b| b.1) != Some(BindingKind::Uniform) {
             return Err(KernelError::Internal(format!(
                 "{}: shader declares bindings {expected:?}, op binds {given:?}",
                 variant.label()
@@ -128,11 +116,7 @@ impl Kernel {
                 entries: &entries,
             })
         })?;
-        Ok(Kernel {
-            pipeline,
-            bind_group,
-            params,
-        })
+        Ok(Kernel { pipeline, bind_group, params, last: Mutex::new(None) })
     }
 
     /// Writes `params` and records one dispatch of `groups` workgroups.
@@ -142,40 +126,51 @@ impl Kernel {
         pass: &mut wgpu::ComputePass<'_>,
         params: &P,
         groups: [u32; 3],
-    ) {
+    ) -> Result<()> {
         if groups.contains(&0) {
-            return;
+            return Ok(());
         }
-        ctx.queue
-            .write_buffer(&self.params, 0, bytemuck::bytes_of(params));
+        let bytes = bytemuck::bytes_of(params);
+        let epoch = ctx.submission_epoch();
+        {
+            let mut last = self.last.lock().map_err(|_| KernelError::Internal("kernel state poisoned".into()))?;
+            match last.as_mut() {
+                Some((e, prev)) if *e == epoch => {
+                    if prev.as_slice() != bytes {
+                        return Err(KernelError::Shape(format!(
+                            "{}: this op instance was already recorded with other parameters \
+                             in the current submission (uniforms are per instance); \
+                             use another instance or submit first",
+                            self.pipeline.variant.label()
+                        )));
+                    }
+                }
+                Some((e, prev)) => {
+                    *e = epoch;
+                    prev.clear();
+                    prev.extend_from_slice(bytes);
+                }
+                None => *last = Some((epoch, bytes.to_vec())),
+            }
+        }
+        ctx.queue.write_buffer(&self.params, 0, bytes);
         pass.set_pipeline(&self.pipeline.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        Ok(())
     }
 }
 
 /// Binding entries for the weight chunks of `w`, starting at `first`.
 pub(crate) fn weight_entries(w: &WeightBuffer, first: u32) -> Vec<(u32, BufSlice<'_>)> {
-    w.buffers()
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (first + i as u32, BufSlice::from(b)))
-        .collect()
+    w.buffers().iter().enumerate().map(|(i, b)| (first + i as u32, BufSlice::from(b))).collect()
 }
 
 /// Checks that a single-binding typed vector has the same load path as the
 /// variant and at least `len` elements.
-pub(crate) fn check_vector(
-    name: &str,
-    v: &WeightBuffer,
-    load: crate::WeightLoad,
-    len: usize,
-) -> Result<()> {
+pub(crate) fn check_vector(name: &str, v: &WeightBuffer, load: crate::WeightLoad, len: usize) -> Result<()> {
     if v.chunk_count() != 1 {
-        return Err(KernelError::Shape(format!(
-            "{name} must be a single binding, got {} chunks",
-            v.chunk_count()
-        )));
+        return Err(KernelError::Shape(format!("{name} must be a single binding, got {} chunks", v.chunk_count())));
     }
     if v.load() != load {
         return Err(KernelError::Shape(format!(
@@ -185,10 +180,7 @@ pub(crate) fn check_vector(
         )));
     }
     if v.len() < len {
-        return Err(KernelError::Shape(format!(
-            "{name} has {} elements, needs {len}",
-            v.len()
-        )));
+        return Err(KernelError::Shape(format!("{name} has {} elements, needs {len}", v.len())));
     }
     Ok(())
 }

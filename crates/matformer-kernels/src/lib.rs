@@ -16,6 +16,8 @@
 //! `max_storage_buffer_binding_size` are split by rows over up to
 //! [`MAX_WEIGHT_CHUNKS`] bindings ([`WeightBuffer`]).
 
+#![warn(missing_docs)]
+
 mod context;
 mod dispatch;
 mod error;
@@ -34,10 +36,8 @@ pub use error::{KernelError, Result};
 pub use kernel::BufSlice;
 pub use pipeline::Pipeline;
 pub use transfer::STORAGE_USAGE;
-pub use variant::{
-    all_variants, BindingKind, OpKind, ShaderVariant, FLAG_BETA, FLAG_BIAS, MAX_WEIGHT_CHUNKS,
-};
-pub use weight::{GpuWeight, WeightBuffer, WeightLoad, WeightType};
+pub use variant::{all_variants, BindingKind, OpKind, ShaderVariant, FLAG_BETA, FLAG_BIAS, MAX_WEIGHT_CHUNKS};
+pub use weight::{plan_weight_split, GpuWeight, WeightBuffer, WeightLoad, WeightSplit, WeightType};
 
 pub use ops::add::AddOp;
 pub use ops::argmax::ArgmaxOp;

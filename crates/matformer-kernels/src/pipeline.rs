@@ -35,11 +35,7 @@ impl GpuContext {
         }
         // Built outside the lock: compiling can take a while on software adapters.
         let built = Arc::new(self.build_pipeline(variant)?);
-        Ok(self
-            .lock_pipelines()?
-            .entry(variant)
-            .or_insert(built)
-            .clone())
+        Ok(self.lock_pipelines()?.entry(variant).or_insert(built).clone())
     }
 
     /// Number of pipelines compiled so far.
@@ -47,13 +43,8 @@ impl GpuContext {
         self.lock_pipelines().map(|m| m.len()).unwrap_or(0)
     }
 
-    fn lock_pipelines(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<ShaderVariant, Arc<Pipeline>>>> {
-        self.pipelines
-            .map
-            .lock()
-            .map_err(|_| KernelError::Internal("pipeline cache poisoned".into()))
+    fn lock_pipelines(&self) -> Result<std::sync::MutexGuard<'_, HashMap<ShaderVariant, Arc<Pipeline>>>> {
+        self.pipelines.map.lock().map_err(|_| KernelError::Internal("pipeline cache poisoned".into()))
     }
 
     fn build_pipeline(&self, variant: ShaderVariant) -> Result<Pipeline> {
@@ -67,15 +58,10 @@ impl GpuContext {
             )));
         }
         let source = variant.source();
-        let module = naga::front::wgsl::parse_str(&source).map_err(|e| KernelError::Shader {
-            name: variant.label(),
-            message: e.emit_to_string(&source),
-        })?;
+        let module = naga::front::wgsl::parse_str(&source)
+            .map_err(|e| KernelError::Shader { name: variant.label(), message: e.emit_to_string(&source) })?;
         let bindings = bindings_of(&module);
-        let storage = bindings
-            .iter()
-            .filter(|(_, k)| *k != BindingKind::Uniform)
-            .count() as u32;
+        let storage = bindings.iter().filter(|(_, k)| *k != BindingKind::Uniform).count() as u32;
         if storage > self.limits().max_storage_buffers_per_shader_stage {
             return Err(KernelError::Limit(format!(
                 "{} binds {storage} storage buffers, the device allows {}",
@@ -85,12 +71,10 @@ impl GpuContext {
         }
         let label = variant.label();
         self.scoped(|| {
-            let shader = self
-                .device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(&label),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
-                });
+            let shader = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(&label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
             let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
                 .iter()
                 .map(|&(binding, kind)| wgpu::BindGroupLayoutEntry {
@@ -99,12 +83,8 @@ impl GpuContext {
                     ty: wgpu::BindingType::Buffer {
                         ty: match kind {
                             BindingKind::Uniform => wgpu::BufferBindingType::Uniform,
-                            BindingKind::ReadOnly => {
-                                wgpu::BufferBindingType::Storage { read_only: true }
-                            }
-                            BindingKind::ReadWrite => {
-                                wgpu::BufferBindingType::Storage { read_only: false }
-                            }
+                            BindingKind::ReadOnly => wgpu::BufferBindingType::Storage { read_only: true },
+                            BindingKind::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
                         },
                         has_dynamic_offset: false,
                         min_binding_size: None,
@@ -114,33 +94,21 @@ impl GpuContext {
                 .collect();
             let layout = self
                 .device
-                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                    label: Some(&label),
-                    entries: &entries,
-                });
-            let pipeline_layout =
-                self.device
-                    .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                        label: Some(&label),
-                        bind_group_layouts: &[Some(&layout)],
-                        immediate_size: 0,
-                    });
-            let pipeline = self
-                .device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(&label),
-                    layout: Some(&pipeline_layout),
-                    module: &shader,
-                    entry_point: Some("main"),
-                    compilation_options: Default::default(),
-                    cache: None,
-                });
-            Pipeline {
-                variant,
-                pipeline,
-                layout,
-                bindings: bindings.clone(),
-            }
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&label), entries: &entries });
+            let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(&label),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: Some(&pipeline_layout),
+                module: &shader,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            Pipeline { variant, pipeline, layout, bindings: bindings.clone() }
         })
     }
 }

@@ -33,11 +33,7 @@ impl GpuContext {
         {
             return Ok(buf);
         }
-        let size = if class > self.max_buffer_size() {
-            bytes.next_multiple_of(4)
-        } else {
-            class
-        };
+        let size = if class > self.max_buffer_size() { bytes.next_multiple_of(4) } else { class };
         self.create_buffer("matformer pooled", size, usage)
     }
 
@@ -51,10 +47,6 @@ impl GpuContext {
 
     /// Number of idle buffers held by the pool.
     pub fn pooled_buffers(&self) -> usize {
-        self.pool
-            .free
-            .lock()
-            .map(|f| f.values().map(Vec::len).sum())
-            .unwrap_or(0)
+        self.pool.free.lock().map(|f| f.values().map(Vec::len).sum()).unwrap_or(0)
     }
 }

@@ -60,14 +60,9 @@ pub(crate) fn render(src: &str, variant: &ShaderVariant) -> String {
                     needs_bits_fn |= variant.load == WeightLoad::F16Bits;
                     out.push_str(&typed_vector(name, binding, variant.load));
                 } else {
-                    out.push_str(&format!(
-                        "fn load_{name}(i: u32) -> f32 {{\n    return 0.0;\n}}\n"
-                    ));
+                    out.push_str(&format!("fn load_{name}(i: u32) -> f32 {{\n    return 0.0;\n}}\n"));
                 }
-                out.push_str(&format!(
-                    "const HAS_{}: bool = {present};\n",
-                    name.to_uppercase()
-                ));
+                out.push_str(&format!("const HAS_{}: bool = {present};\n", name.to_uppercase()));
             }
             ["weights", binding] => {
                 let binding: u32 = binding.parse().expect("weights marker binding");
@@ -91,16 +86,12 @@ fn typed_vector(name: &str, binding: u32, load: WeightLoad) -> String {
     let (elem, body) = match load {
         WeightLoad::F32 => ("f32", format!("return {name}[i];")),
         WeightLoad::F16Native => ("f16", format!("return f32({name}[i]);")),
-        WeightLoad::F16Packed => (
-            "u32",
-            format!(
-                "let v = unpack2x16float({name}[i >> 1u]);\n    return select(v.x, v.y, (i & 1u) == 1u);"
-            ),
-        ),
-        WeightLoad::F16Bits => (
-            "u32",
-            format!("return f16_bits_to_f32(({name}[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu);"),
-        ),
+        WeightLoad::F16Packed => {
+            ("u32", format!("let v = unpack2x16float({name}[i >> 1u]);\n    return select(v.x, v.y, (i & 1u) == 1u);"))
+        }
+        WeightLoad::F16Bits => {
+            ("u32", format!("return f16_bits_to_f32(({name}[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu);"))
+        }
         WeightLoad::Bf16 => (
             "u32",
             format!(

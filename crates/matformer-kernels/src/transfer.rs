@@ -2,23 +2,16 @@
 
 use crate::context::GpuContext;
 use crate::error::{KernelError, Result};
-use crate::variant::MAX_WEIGHT_CHUNKS;
-use crate::weight::{GpuWeight, WeightBuffer, WeightType};
+use crate::weight::{plan_weight_split, GpuWeight, WeightBuffer, WeightSplit};
 
 /// Usage of activation / weight buffers: bindable as storage, copyable both ways.
-pub const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+pub const STORAGE_USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 impl GpuContext {
     /// Creates a buffer of `bytes` (rounded up to 4), checking `max_buffer_size`
     /// and capturing out-of-memory as `Err`.
-    pub fn create_buffer(
-        &self,
-        label: &str,
-        bytes: u64,
-        usage: wgpu::BufferUsages,
-    ) -> Result<wgpu::Buffer> {
+    pub fn create_buffer(&self, label: &str, bytes: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
         let size = bytes.max(4).next_multiple_of(4);
         if size > self.max_buffer_size() {
             return Err(KernelError::Limit(format!(
@@ -75,7 +68,7 @@ impl GpuContext {
             return Ok(());
         }
         let padded;
-        let data = if bytes.len() % 4 == 0 {
+        let data = if bytes.len().is_multiple_of(4) {
             bytes
         } else {
             let mut v = bytes.to_vec();
@@ -83,7 +76,7 @@ impl GpuContext {
             padded = v;
             &padded
         };
-        if offset % 4 != 0 || offset + data.len() as u64 > buffer.size() {
+        if !offset.is_multiple_of(4) || offset + data.len() as u64 > buffer.size() {
             return Err(KernelError::Shape(format!(
                 "write of {} bytes at {offset} does not fit a {}-byte buffer",
                 data.len(),
@@ -103,9 +96,7 @@ impl GpuContext {
         rows: usize,
         row_len: usize,
     ) -> Result<WeightBuffer> {
-        let max = self
-            .max_storage_buffer_binding_size()
-            .min(self.max_buffer_size());
+        let max = self.max_storage_buffer_binding_size().min(self.max_buffer_size());
         self.upload_weights_split(label, data, rows, row_len, max)
     }
 
@@ -130,20 +121,7 @@ impl GpuContext {
                 data.len()
             )));
         }
-        let rows_per_chunk = rows_per_chunk(W::TYPE, rows, row_len, max_chunk_bytes)?;
-        let chunks = rows.div_ceil(rows_per_chunk).max(1);
-        if chunks > MAX_WEIGHT_CHUNKS as usize {
-            return Err(KernelError::Limit(format!(
-                "weight {label:?} of {} bytes needs {chunks} bindings of <= {max_chunk_bytes} bytes; \
-                 at most {MAX_WEIGHT_CHUNKS} are supported",
-                std::mem::size_of_val(data)
-            )));
-        }
-        if (rows * row_len) as u64 > u32::MAX as u64 {
-            return Err(KernelError::Limit(format!(
-                "weight {label:?} has more than 2^32 elements"
-            )));
-        }
+        let WeightSplit { rows_per_chunk, chunks } = plan_weight_split(W::TYPE, rows, row_len, max_chunk_bytes)?;
         let mut buffers = Vec::with_capacity(chunks);
         for c in 0..chunks {
             let r0 = c * rows_per_chunk;
@@ -151,13 +129,7 @@ impl GpuContext {
             let part = &data[r0 * row_len..r1 * row_len];
             buffers.push(self.upload_bytes(&format!("{label}[{c}]"), bytemuck::cast_slice(part))?);
         }
-        Ok(WeightBuffer {
-            chunks: buffers,
-            load: self.weight_load(W::TYPE),
-            rows,
-            row_len,
-            rows_per_chunk,
-        })
+        Ok(WeightBuffer { chunks: buffers, load: self.weight_load(W::TYPE), rows, row_len, rows_per_chunk })
     }
 
     /// Reads `len` f32 elements starting at element `offset` of `buffer`
@@ -179,7 +151,7 @@ impl GpuContext {
         if len == 0 {
             return Ok(Vec::new());
         }
-        if offset % 4 != 0 || len % 4 != 0 || offset + len > buffer.size() {
+        if !offset.is_multiple_of(4) || !len.is_multiple_of(4) || offset + len > buffer.size() {
             return Err(KernelError::Shape(format!(
                 "read of {len} bytes at {offset} from a {}-byte buffer",
                 buffer.size()
@@ -192,13 +164,7 @@ impl GpuContext {
         result
     }
 
-    fn read_via(
-        &self,
-        buffer: &wgpu::Buffer,
-        offset: u64,
-        len: u64,
-        staging: &wgpu::Buffer,
-    ) -> Result<Vec<u8>> {
+    fn read_via(&self, buffer: &wgpu::Buffer, offset: u64, len: u64, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
         let mut encoder = self.encoder("matformer readback");
         encoder.copy_buffer_to_buffer(buffer, offset, staging, 0, len);
         self.submit(encoder)?;
@@ -211,35 +177,10 @@ impl GpuContext {
             .map_err(|e| KernelError::Readback(e.to_string()))?
             .map_err(|e| KernelError::Readback(e.to_string()))?;
         let out = {
-            let view = staging
-                .get_mapped_range(0..len)
-                .map_err(|e| KernelError::Readback(format!("{e:?}")))?;
+            let view = staging.get_mapped_range(0..len).map_err(|e| KernelError::Readback(format!("{e:?}")))?;
             view.to_vec()
         };
         staging.unmap();
         Ok(out)
     }
-}
-
-/// Rows per binding so that a chunk fits `max_bytes`, keeping 16-bit chunks an
-/// even number of elements (packed u32 words never straddle two chunks).
-fn rows_per_chunk(ty: WeightType, rows: usize, row_len: usize, max_bytes: u64) -> Result<usize> {
-    let row_bytes = (row_len * ty.size()) as u64;
-    if rows == 0 || row_bytes == 0 {
-        return Ok(rows.max(1));
-    }
-    let mut per = (max_bytes / row_bytes) as usize;
-    if ty.size() == 2 && row_len % 2 == 1 {
-        per -= per % 2;
-    }
-    // A chunk's byte size must stay a multiple of 4 for binding.
-    if ty.size() == 2 && per * row_len % 2 == 1 {
-        per -= 1;
-    }
-    if per == 0 {
-        return Err(KernelError::Limit(format!(
-            "one weight row of {row_bytes} bytes does not fit a binding of {max_bytes} bytes"
-        )));
-    }
-    Ok(per.min(rows))
 }

@@ -180,12 +180,7 @@ pub struct ShaderVariant {
 impl ShaderVariant {
     /// The plain variant of `op`: f32, one weight chunk, no optional inputs.
     pub fn new(op: OpKind) -> Self {
-        ShaderVariant {
-            op,
-            load: WeightLoad::F32,
-            chunks: 1,
-            flags: 0,
-        }
+        ShaderVariant { op, load: WeightLoad::F32, chunks: 1, flags: 0 }
     }
 
     /// Sets the load path (ignored for untyped ops, which always use `F32`).
@@ -257,23 +252,17 @@ impl ShaderVariant {
     /// Parses the rendered source with naga.
     pub fn parse(&self) -> Result<naga::Module> {
         let src = self.source();
-        naga::front::wgsl::parse_str(&src).map_err(|e| KernelError::Shader {
-            name: self.label(),
-            message: e.emit_to_string(&src),
-        })
+        naga::front::wgsl::parse_str(&src)
+            .map_err(|e| KernelError::Shader { name: self.label(), message: e.emit_to_string(&src) })
     }
 
     /// Parses and validates the variant with exactly the capabilities it needs.
     pub fn validate(&self) -> Result<naga::Module> {
         let module = self.parse()?;
-        let mut validator =
-            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), self.capabilities());
+        let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), self.capabilities());
         validator
             .validate(&module)
-            .map_err(|e| KernelError::Shader {
-                name: self.label(),
-                message: e.emit_to_string(&self.source()),
-            })?;
+            .map_err(|e| KernelError::Shader { name: self.label(), message: e.emit_to_string(&self.source()) })?;
         Ok(module)
     }
 
@@ -314,16 +303,8 @@ pub(crate) fn bindings_of(module: &naga::Module) -> Vec<(u32, BindingKind)> {
 pub fn all_variants() -> Vec<ShaderVariant> {
     let mut out = Vec::new();
     for op in OpKind::ALL {
-        let loads: &[WeightLoad] = if op.is_typed() {
-            &WeightLoad::ALL
-        } else {
-            &[WeightLoad::F32]
-        };
-        let chunk_counts: &[u8] = if op.has_weights() {
-            &[1, 2, MAX_WEIGHT_CHUNKS]
-        } else {
-            &[1]
-        };
+        let loads: &[WeightLoad] = if op.is_typed() { &WeightLoad::ALL } else { &[WeightLoad::F32] };
+        let chunk_counts: &[u8] = if op.has_weights() { &[1, 2, MAX_WEIGHT_CHUNKS] } else { &[1] };
         let opt = op.optional_flags();
         for &load in loads {
             for &chunks in chunk_counts {
@@ -331,12 +312,7 @@ pub fn all_variants() -> Vec<ShaderVariant> {
                     if flags & !opt != 0 {
                         continue;
                     }
-                    out.push(
-                        ShaderVariant::new(op)
-                            .with_load(load)
-                            .with_chunks(chunks)
-                            .with_flags(flags),
-                    );
+                    out.push(ShaderVariant::new(op).with_load(load).with_chunks(chunks).with_flags(flags));
                 }
             }
         }

@@ -50,13 +50,8 @@ pub enum WeightLoad {
 
 impl WeightLoad {
     /// Every load path.
-    pub const ALL: [WeightLoad; 5] = [
-        WeightLoad::F32,
-        WeightLoad::F16Native,
-        WeightLoad::F16Packed,
-        WeightLoad::F16Bits,
-        WeightLoad::Bf16,
-    ];
+    pub const ALL: [WeightLoad; 5] =
+        [WeightLoad::F32, WeightLoad::F16Native, WeightLoad::F16Packed, WeightLoad::F16Bits, WeightLoad::Bf16];
 
     /// The storage format this path reads.
     pub const fn weight_type(self) -> WeightType {
@@ -190,5 +185,84 @@ impl WeightBuffer {
     /// Total device bytes.
     pub fn size_bytes(&self) -> u64 {
         self.chunks.iter().map(|b| b.size()).sum()
+    }
+}
+
+/// How a weight matrix is split over bindings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WeightSplit {
+    /// Rows per binding (all but the last chunk are full).
+    pub rows_per_chunk: usize,
+    /// Number of bindings.
+    pub chunks: usize,
+}
+
+/// Plans the row split of a `[rows, row_len]` matrix of `ty` so that each
+/// binding holds at most `max_chunk_bytes`. 16-bit chunks keep an even element
+/// count (packed u32 words never straddle two bindings). Fails with
+/// [`crate::KernelError::Limit`] when more than [`crate::MAX_WEIGHT_CHUNKS`]
+/// bindings would be needed or rows do not fit at all.
+pub fn plan_weight_split(
+    ty: WeightType,
+    rows: usize,
+    row_len: usize,
+    max_chunk_bytes: u64,
+) -> crate::Result<WeightSplit> {
+    use crate::KernelError;
+    let row_bytes = (row_len * ty.size()) as u64;
+    if rows == 0 || row_bytes == 0 {
+        return Ok(WeightSplit { rows_per_chunk: rows.max(1), chunks: 1 });
+    }
+    if (rows * row_len) as u64 > u32::MAX as u64 {
+        return Err(KernelError::Limit(format!("weight [{rows}, {row_len}] has more than 2^32 elements")));
+    }
+    let mut per = (max_chunk_bytes / row_bytes) as usize;
+    if ty.size() == 2 && row_len % 2 == 1 {
+        // An odd row length needs an even row count per chunk so the chunk
+        // holds whole u32 words (and a byte size that is a multiple of 4).
+        per -= per % 2;
+    }
+    if per == 0 {
+        return Err(KernelError::Limit(format!(
+            "weight rows of {row_bytes} bytes do not fit a binding of {max_chunk_bytes} bytes"
+        )));
+    }
+    let per = per.min(rows);
+    let chunks = rows.div_ceil(per);
+    if chunks > crate::MAX_WEIGHT_CHUNKS as usize {
+        return Err(KernelError::Limit(format!(
+            "weight [{rows}, {row_len}] of {} bytes needs {chunks} bindings of <= {max_chunk_bytes} bytes; \
+             at most {} are supported",
+            rows as u64 * row_bytes,
+            crate::MAX_WEIGHT_CHUNKS
+        )));
+    }
+    Ok(WeightSplit { rows_per_chunk: per, chunks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_plans() {
+        let mib = 1u64 << 20;
+        // Fits: one binding.
+        let s = plan_weight_split(WeightType::F32, 1000, 1000, 128 * mib).unwrap();
+        assert_eq!(s, WeightSplit { rows_per_chunk: 1000, chunks: 1 });
+        // 2.5x the binding limit: 3 bindings.
+        let rows = (320 * mib / 4096) as usize;
+        let s = plan_weight_split(WeightType::F32, rows, 1024, 128 * mib).unwrap();
+        assert_eq!(s.chunks, 3);
+        assert!(s.rows_per_chunk as u64 * 4096 <= 128 * mib);
+        // Odd f16 rows: an even row count per chunk.
+        let s = plan_weight_split(WeightType::F16, 100, 33, 33 * 2 * 41).unwrap();
+        assert_eq!(s, WeightSplit { rows_per_chunk: 40, chunks: 3 });
+        // A 256k x 2048 bf16 embedding (1 GiB) fits 8 bindings of 128 MiB.
+        let s = plan_weight_split(WeightType::Bf16, 262_144, 2048, 128 * mib).unwrap();
+        assert_eq!(s.chunks, 8);
+        // Too many bindings or a row that does not fit: errors.
+        assert!(plan_weight_split(WeightType::F32, 9, 4, 16).is_err());
+        assert!(plan_weight_split(WeightType::F32, 1, 8, 16).is_err());
     }
 }

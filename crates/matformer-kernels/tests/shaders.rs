@@ -4,8 +4,7 @@
 
 use matformer_kernels::ops;
 use matformer_kernels::{
-    all_variants, BindingKind, OpKind, ShaderVariant, WeightLoad, FLAG_BETA, FLAG_BIAS,
-    MAX_WEIGHT_CHUNKS,
+    all_variants, BindingKind, OpKind, ShaderVariant, WeightLoad, FLAG_BETA, FLAG_BIAS, MAX_WEIGHT_CHUNKS,
 };
 
 #[test]
@@ -28,10 +27,8 @@ fn native_f16_needs_the_f16_capability() {
     let v = ShaderVariant::new(OpKind::MatmulNt).with_load(WeightLoad::F16Native);
     assert!(v.source().lines().any(|l| l == "enable f16;"));
     let module = v.parse().unwrap();
-    let mut validator = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::empty(),
-    );
+    let mut validator =
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty());
     assert!(validator.validate(&module).is_err(), "f16 must not validate without SHADER_FLOAT16");
     assert!(v.required_features().contains(wgpu::Features::SHADER_F16));
     // The packed path needs no device feature.
@@ -42,10 +39,7 @@ fn native_f16_needs_the_f16_capability() {
 
 #[test]
 fn untyped_ops_ignore_load_and_chunks() {
-    let v = ShaderVariant::new(OpKind::Softmax)
-        .with_load(WeightLoad::Bf16)
-        .with_chunks(4)
-        .with_flags(FLAG_BIAS);
+    let v = ShaderVariant::new(OpKind::Softmax).with_load(WeightLoad::Bf16).with_chunks(4).with_flags(FLAG_BIAS);
     assert_eq!(v, ShaderVariant::new(OpKind::Softmax));
 }
 
@@ -120,27 +114,15 @@ fn other_bindings_match_rust_constants() {
         ),
         (
             ShaderVariant::new(OpKind::BiasAdd),
-            vec![
-                (0, Uniform),
-                (ops::bias_add::binding::Y, ReadWrite),
-                (ops::bias_add::binding::BIAS, ReadOnly),
-            ],
+            vec![(0, Uniform), (ops::bias_add::binding::Y, ReadWrite), (ops::bias_add::binding::BIAS, ReadOnly)],
         ),
         (
             ShaderVariant::new(OpKind::SiluMul),
-            vec![
-                (0, Uniform),
-                (ops::silu_mul::binding::GATE, ReadWrite),
-                (ops::silu_mul::binding::UP, ReadOnly),
-            ],
+            vec![(0, Uniform), (ops::silu_mul::binding::GATE, ReadWrite), (ops::silu_mul::binding::UP, ReadOnly)],
         ),
         (
             ShaderVariant::new(OpKind::Sample),
-            vec![
-                (0, Uniform),
-                (ops::sample::binding::X, ReadOnly),
-                (ops::sample::binding::OUT, ReadWrite),
-            ],
+            vec![(0, Uniform), (ops::sample::binding::X, ReadOnly), (ops::sample::binding::OUT, ReadWrite)],
         ),
     ];
     for (v, want) in cases {

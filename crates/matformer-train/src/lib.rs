@@ -1,5 +1,22 @@
-//! matformer-train: joint nested MatFormer training on the CPU, data loading and checkpoints.
+//! matformer-train: joint nested MatFormer training on the CPU.
+//!
+//! - [`ops`]: training kernels with hand-written `<op>_backward` passes;
+//! - [`model`]: forward (keeping activations) and backward of MatLM (GPT-2 and Llama style) and MatViT,
+//!   for any submodel;
+//! - [`optim`]: AdamW, warmup + cosine schedule, global-norm clipping;
+//! - [`data`]: byte-level Shakespeare and Fashion-MNIST with seeded, counter-based data order;
+//! - [`state`]: atomic, resumable checkpoints (a resumed run is bit-identical to an uninterrupted one);
+//! - [`train()`]: the loop (joint, sampled or baseline objective), CSV logs, PNG plots, progress bar.
 
+pub mod config;
 pub mod data;
+pub mod log;
 pub mod model;
 pub mod ops;
+pub mod optim;
+pub mod rng;
+pub mod state;
+pub mod train;
+
+pub use config::{Objective, Task, TrainConfig};
+pub use train::{evaluate, granularity_submodels, plot_run, train, GranEval, StepLog, TrainSummary};

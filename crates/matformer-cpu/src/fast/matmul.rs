@@ -1,9 +1,9 @@
-//! Fast matrix products: `n == 1` goes to the SIMD matrix-vector kernels,
-//! `f32` weights to one parallel `gemm`, `f16`/`bf16` weights to blocked
-//! widening + `gemm`.
+//! Fast matrix products: `n == 1` goes to the SIMD matrix-vector kernels;
+//! `n > 1` to `gemm`, either one parallel call (many rows, `f32` or small
+//! weights) or one single-threaded call per weight block in parallel
+//! (few rows, or large 16-bit weights widened block by block).
 
-use super::gemm::{col_major, gemm, row_major};
-use super::widened::{self, Blocking};
+use super::blocked::{self, Blocking};
 use super::{matvec, par};
 use crate::reference::check_matmul;
 use crate::WeightElem;
@@ -41,10 +41,6 @@ pub fn matmul_nn<W: WeightElem>(
     nn_with(x, w, bias, y, (n, k, m), None);
 }
 
-fn skinny_max() -> usize {
-    std::env::var("MF_SKINNY").ok().and_then(|v| v.parse().ok()).unwrap_or(matvec::SKINNY_MAX)
-}
-
 /// Fills every row of `y[n,m]` with the bias; returns whether there was one
 /// (so the product must accumulate onto `y`).
 fn prefill_bias<W: WeightElem>(y: &mut [f32], bias: Option<&[W]>, m: usize) -> bool {
@@ -74,22 +70,19 @@ pub(crate) fn nt_with<W: WeightElem>(
     if n == 0 || m == 0 {
         return;
     }
-    if n <= skinny_max() && blocking.is_none() {
-        return matvec::nt(x, w, bias, y, (n, k, m));
+    if n == 1 && blocking.is_none() {
+        return matvec::nt(x, w, bias, y, k);
     }
     let acc = prefill_bias(y, bias, m);
-    match W::as_f32_slice(w) {
-        Some(wf) => gemm((n, m, k), y, row_major(m), x, row_major(k), wf, col_major(k), acc, 1.0, true),
-        None if k == 0 => {
-            if !acc {
-                y.fill(0.0);
-            }
+    if k == 0 {
+        if !acc {
+            y.fill(0.0);
         }
-        None => {
-            let b = blocking.unwrap_or_else(|| widened::nt_blocking(n, k, m));
-            widened::nt(x, w, y, (n, k, m), acc, b);
-        }
+        return;
     }
+    let is_f32 = W::as_f32_slice(w).is_some();
+    let b = blocking.unwrap_or_else(|| blocked::nt_blocking(n, k, m, is_f32));
+    blocked::nt(x, w, y, (n, k, m), acc, b);
 }
 
 /// [`matmul_nn`] without shape checks; see [`nt_with`].
@@ -104,22 +97,19 @@ pub(crate) fn nn_with<W: WeightElem>(
     if n == 0 || m == 0 {
         return;
     }
-    if n <= skinny_max() && blocking.is_none() {
-        return matvec::nn(x, w, bias, y, (n, k, m));
+    if n == 1 && blocking.is_none() {
+        return matvec::nn(x, w, bias, y, k, m);
     }
     let acc = prefill_bias(y, bias, m);
-    match W::as_f32_slice(w) {
-        Some(wf) => gemm((n, m, k), y, row_major(m), x, row_major(k), wf, row_major(m), acc, 1.0, true),
-        None if k == 0 => {
-            if !acc {
-                y.fill(0.0);
-            }
+    if k == 0 {
+        if !acc {
+            y.fill(0.0);
         }
-        None => {
-            let b = blocking.unwrap_or_else(|| widened::nn_blocking(n, k, m));
-            widened::nn(x, w, y, (n, k, m), acc, b);
-        }
+        return;
     }
+    let is_f32 = W::as_f32_slice(w).is_some();
+    let b = blocking.unwrap_or_else(|| blocked::nn_blocking(n, k, m, is_f32));
+    blocked::nn(x, w, y, (n, k, m), acc, b);
 }
 
 #[cfg(test)]
@@ -200,7 +190,7 @@ mod tests {
         all_shapes::<bf16>();
     }
 
-    /// Forced blockings exercise every widening path (whole, blocked with
+    /// Forced blockings exercise every blocked path (whole, blocked with
     /// ragged edge blocks, single-row blocks) at small sizes.
     #[test]
     fn half_blockings_match_reference() {

@@ -16,6 +16,7 @@
 
 mod activation;
 mod attention;
+mod blocked;
 mod elementwise;
 pub(crate) mod gemm;
 pub(crate) mod math;
@@ -26,7 +27,6 @@ pub(crate) mod par;
 mod rope;
 pub(crate) mod simd;
 mod softmax;
-mod widened;
 
 pub use activation::{gelu, gelu_tanh, silu_mul};
 pub use attention::attention;

@@ -10,7 +10,7 @@
 use half::{bf16, f16};
 
 /// Number of independent accumulators in reductions (4 AVX registers).
-pub(crate) const LANES: usize = 32;
+const LANES: usize = 32;
 
 /// Widened chunk size for the portable half-precision fallback (fits L1).
 const CHUNK: usize = 1024;
@@ -156,29 +156,6 @@ fn dot_rows_strided_impl<const FMA: bool>(out: &mut [f32], q: &[f32], k: &[f32],
 dispatch! {
     /// `out[j] = q · k[j·stride ..][..q.len()]` for every `j`.
     pub(crate) fn dot_rows_strided(out: &mut [f32], q: &[f32], k: &[f32], stride: usize) => dot_rows_strided_impl
-}
-
-#[inline(always)]
-fn dots_acc_impl<const FMA: bool>(acc: &mut [[f32; LANES]], w: &[f32], xs: &[f32]) {
-    let l = w.len();
-    let (wc, wr) = w.as_chunks::<LANES>();
-    for (i, a) in acc.iter_mut().enumerate() {
-        let (xc, xr) = xs[i * l..(i + 1) * l].as_chunks::<LANES>();
-        for (wv, xv) in wc.iter().zip(xc) {
-            for t in 0..LANES {
-                a[t] = fmadd::<FMA>(wv[t], xv[t], a[t]);
-            }
-        }
-        for (t, (&wv, &xv)) in wr.iter().zip(xr).enumerate() {
-            a[t] = fmadd::<FMA>(wv, xv, a[t]);
-        }
-    }
-}
-
-dispatch! {
-    /// `acc[i] += w ⊙ xs[i]` lane-wise, where `xs` holds `acc.len()` rows
-    /// of `w.len()` (reduce each `acc[i]` with [`hsum`] at the end).
-    pub(crate) fn dots_acc(acc: &mut [[f32; LANES]], w: &[f32], xs: &[f32]) => dots_acc_impl
 }
 
 #[inline(always)]

@@ -58,12 +58,9 @@ impl AddOp {
     /// Records `a[i] += b[i]` for `i < len`.
     pub fn record(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>, len: usize) -> Result<()> {
         ensure(len <= self.len, || format!("add: buffers hold {}, needs {len}", self.len))?;
-        let p = Params {
-            len: to_u32(len, "len")?,
-            _pad: [0; 3],
-        };
+        let p = Params { len: to_u32(len, "len")?, _pad: [0; 3] };
         let groups = workgroups(&p, ctx.limits().max_compute_workgroups_per_dimension)?;
-        self.kernel.record(ctx, pass, &p, groups);
+        self.kernel.record(ctx, pass, &p, groups)?;
         Ok(())
     }
 }

@@ -60,23 +60,13 @@ impl ArgmaxOp {
     }
 
     /// Records `out[r] = argmax(x[r, 0..d])` for `r < n`.
-    pub fn record(
-        &self,
-        ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        n: usize,
-        d: usize,
-    ) -> Result<()> {
+    pub fn record(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>, n: usize, d: usize) -> Result<()> {
         ensure(n * d <= self.x_len && n <= self.out_len, || {
             format!("argmax: [{n}, {d}] does not fit x ({}) / out ({})", self.x_len, self.out_len)
         })?;
-        let p = Params {
-            n: to_u32(n, "n")?,
-            d: to_u32(d, "d")?,
-            _pad: [0; 2],
-        };
+        let p = Params { n: to_u32(n, "n")?, d: to_u32(d, "d")?, _pad: [0; 2] };
         let groups = workgroups(&p, ctx.limits().max_compute_workgroups_per_dimension)?;
-        self.kernel.record(ctx, pass, &p, groups);
+        self.kernel.record(ctx, pass, &p, groups)?;
         Ok(())
     }
 }

@@ -97,39 +97,18 @@ pub struct AttentionOp {
 
 impl AttentionOp {
     /// Binds queries, the K and V caches and the output (must not alias q).
-    pub fn new(
-        ctx: &GpuContext,
-        q: BufSlice<'_>,
-        k: BufSlice<'_>,
-        v: BufSlice<'_>,
-        out: BufSlice<'_>,
-    ) -> Result<Self> {
-        let res = [
-            (binding::Q, q),
-            (binding::K, k),
-            (binding::V, v),
-            (binding::OUT, out),
-        ];
+    pub fn new(ctx: &GpuContext, q: BufSlice<'_>, k: BufSlice<'_>, v: BufSlice<'_>, out: BufSlice<'_>) -> Result<Self> {
+        let res = [(binding::Q, q), (binding::K, k), (binding::V, v), (binding::OUT, out)];
         Ok(AttentionOp {
-            kernel: Kernel::new(
-                ctx,
-                ShaderVariant::new(OpKind::Attention),
-                std::mem::size_of::<Params>(),
-                &res,
-            )?,
+            kernel: Kernel::new(ctx, ShaderVariant::new(OpKind::Attention), std::mem::size_of::<Params>(), &res)?,
             lens: [q.len(), k.len(), v.len(), out.len()],
         })
     }
 
     /// Records attention for `a.n_q` queries.
-    pub fn record(
-        &self,
-        ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        a: AttentionArgs,
-    ) -> Result<()> {
+    pub fn record(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>, a: AttentionArgs) -> Result<()> {
         ensure(a.head_dim <= MAX_HEAD_DIM, || format!("attention: head_dim {} > {MAX_HEAD_DIM}", a.head_dim))?;
-        ensure(a.n_kv_heads > 0 && a.n_heads % a.n_kv_heads == 0, || {
+        ensure(a.n_kv_heads > 0 && a.n_heads.is_multiple_of(a.n_kv_heads), || {
             format!("attention: {} heads not a multiple of {} kv heads", a.n_heads, a.n_kv_heads)
         })?;
         let q_need = a.n_q * a.n_heads * a.head_dim;
@@ -153,7 +132,7 @@ impl AttentionOp {
             scale: a.scale.unwrap_or(1.0 / (a.head_dim as f32).sqrt()),
         };
         let groups = workgroups(&p, ctx.limits().max_compute_workgroups_per_dimension)?;
-        self.kernel.record(ctx, pass, &p, groups);
+        self.kernel.record(ctx, pass, &p, groups)?;
         Ok(())
     }
 }

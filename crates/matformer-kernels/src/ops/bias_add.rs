@@ -63,23 +63,13 @@ impl BiasAddOp {
     }
 
     /// Records `y[r, c] += bias[c]` for `r < n`, `c < m`.
-    pub fn record(
-        &self,
-        ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        n: usize,
-        m: usize,
-    ) -> Result<()> {
+    pub fn record(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>, n: usize, m: usize) -> Result<()> {
         ensure(n * m <= self.y_len && m <= self.bias_len, || {
             format!("bias_add: [{n}, {m}] does not fit y ({}) / bias ({})", self.y_len, self.bias_len)
         })?;
-        let p = Params {
-            n: to_u32(n, "n")?,
-            m: to_u32(m, "m")?,
-            _pad: [0; 2],
-        };
+        let p = Params { n: to_u32(n, "n")?, m: to_u32(m, "m")?, _pad: [0; 2] };
         let groups = workgroups(&p, ctx.limits().max_compute_workgroups_per_dimension)?;
-        self.kernel.record(ctx, pass, &p, groups);
+        self.kernel.record(ctx, pass, &p, groups)?;
         Ok(())
     }
 }

@@ -69,12 +69,7 @@ pub struct EmbeddingOp {
 
 impl EmbeddingOp {
     /// Binds `table` `[vocab, d]`, `ids` and `out`.
-    pub fn new(
-        ctx: &GpuContext,
-        table: &WeightBuffer,
-        ids: BufSlice<'_>,
-        out: BufSlice<'_>,
-    ) -> Result<Self> {
+    pub fn new(ctx: &GpuContext, table: &WeightBuffer, ids: BufSlice<'_>, out: BufSlice<'_>) -> Result<Self> {
         let variant = ShaderVariant::new(OpKind::Embedding)
             .with_load(table.load())
             .with_chunks(to_u32(table.chunk_count(), "chunks")? as u8);
@@ -91,12 +86,7 @@ impl EmbeddingOp {
     }
 
     /// Records the gather of `args.n` ids.
-    pub fn record(
-        &self,
-        ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        args: EmbeddingArgs,
-    ) -> Result<()> {
+    pub fn record(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>, args: EmbeddingArgs) -> Result<()> {
         ensure(args.n <= self.ids_len, || format!("embedding: {} ids bound, {} requested", self.ids_len, args.n))?;
         ensure(args.n * self.d as usize <= self.out_len, || {
             format!("embedding: out holds {} elements, needs {}", self.out_len, args.n * self.d as usize)
@@ -110,7 +100,7 @@ impl EmbeddingOp {
             _pad: [0; 3],
         };
         let groups = workgroups(&p, ctx.limits().max_compute_workgroups_per_dimension)?;
-        self.kernel.record(ctx, pass, &p, groups);
+        self.kernel.record(ctx, pass, &p, groups)?;
         Ok(())
     }
 }

@@ -66,21 +66,11 @@ impl GeluOp {
     }
 
     /// Records GELU over the first `len` elements.
-    pub fn record(
-        &self,
-        ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        len: usize,
-        mode: GeluMode,
-    ) -> Result<()> {
+    pub fn record(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>, len: usize, mode: GeluMode) -> Result<()> {
         ensure(len <= self.x_len, || format!("gelu: x holds {}, needs {len}", self.x_len))?;
-        let p = Params {
-            len: to_u32(len, "len")?,
-            mode: mode as u32,
-            _pad: [0; 2],
-        };
+        let p = Params { len: to_u32(len, "len")?, mode: mode as u32, _pad: [0; 2] };
         let groups = workgroups(&p, ctx.limits().max_compute_workgroups_per_dimension)?;
-        self.kernel.record(ctx, pass, &p, groups);
+        self.kernel.record(ctx, pass, &p, groups)?;
         Ok(())
     }
 }

@@ -71,10 +71,9 @@ impl KvWriteOp {
         row_len: usize,
         dst_row0: usize,
     ) -> Result<()> {
-        ensure(
-            n_rows * row_len <= self.src_len && (dst_row0 + n_rows) * row_len <= self.dst_len,
-            || format!("kv_write: rows {dst_row0}..{} of {row_len} do not fit the cache", dst_row0 + n_rows),
-        )?;
+        ensure(n_rows * row_len <= self.src_len && (dst_row0 + n_rows) * row_len <= self.dst_len, || {
+            format!("kv_write: rows {dst_row0}..{} of {row_len} do not fit the cache", dst_row0 + n_rows)
+        })?;
         let p = Params {
             n_rows: to_u32(n_rows, "n_rows")?,
             row_len: to_u32(row_len, "row_len")?,
@@ -82,7 +81,7 @@ impl KvWriteOp {
             _pad: 0,
         };
         let groups = workgroups(&p, ctx.limits().max_compute_workgroups_per_dimension)?;
-        self.kernel.record(ctx, pass, &p, groups);
+        self.kernel.record(ctx, pass, &p, groups)?;
         Ok(())
     }
 }

@@ -72,18 +72,16 @@ impl LayerNormOp {
     ) -> Result<Self> {
         let d = gamma.len();
         check_vector("gamma", gamma, gamma.load(), d)?;
-        let mut res = vec![
-            (binding::X, x),
-            (binding::Y, y),
-            (binding::GAMMA, BufSlice::from(&gamma.buffers()[0])),
-        ];
+        let mut res = vec![(binding::X, x), (binding::Y, y), (binding::GAMMA, BufSlice::from(&gamma.buffers()[0]))];
         if let Some(b) = beta {
             check_vector("beta", b, gamma.load(), d)?;
             res.push((binding::BETA, BufSlice::from(&b.buffers()[0])));
         }
-        let variant = ShaderVariant::new(OpKind::LayerNorm)
-            .with_load(gamma.load())
-            .with_flags(if beta.is_some() { FLAG_BETA } else { 0 });
+        let variant = ShaderVariant::new(OpKind::LayerNorm).with_load(gamma.load()).with_flags(if beta.is_some() {
+            FLAG_BETA
+        } else {
+            0
+        });
         Ok(LayerNormOp {
             kernel: Kernel::new(ctx, variant, std::mem::size_of::<Params>(), &res)?,
             d: to_u32(d, "d")?,
@@ -93,24 +91,14 @@ impl LayerNormOp {
     }
 
     /// Records the normalisation of `args.n` rows.
-    pub fn record(
-        &self,
-        ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        args: NormArgs,
-    ) -> Result<()> {
+    pub fn record(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>, args: NormArgs) -> Result<()> {
         let need = args.n * self.d as usize;
         ensure(need <= self.x_len && need <= self.y_len, || {
             format!("layernorm: {need} elements needed, x has {}, y has {}", self.x_len, self.y_len)
         })?;
-        let p = Params {
-            n: to_u32(args.n, "n")?,
-            d: self.d,
-            eps: args.eps,
-            _pad: 0,
-        };
+        let p = Params { n: to_u32(args.n, "n")?, d: self.d, eps: args.eps, _pad: 0 };
         let groups = workgroups(&p, ctx.limits().max_compute_workgroups_per_dimension)?;
-        self.kernel.record(ctx, pass, &p, groups);
+        self.kernel.record(ctx, pass, &p, groups)?;
         Ok(())
     }
 }

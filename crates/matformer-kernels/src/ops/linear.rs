@@ -105,11 +105,7 @@ pub(crate) struct LinearOp {
 }
 
 impl LinearOp {
-    pub(crate) fn new(
-        ctx: &GpuContext,
-        orientation: Orientation,
-        b: MatmulBindings<'_>,
-    ) -> Result<Self> {
+    pub(crate) fn new(ctx: &GpuContext, orientation: Orientation, b: MatmulBindings<'_>) -> Result<Self> {
         let load = b.w.load();
         if let Some(bias) = b.bias {
             check_vector("bias", bias, load, 1)?;
@@ -125,12 +121,7 @@ impl LinearOp {
             resources.push((binding::BIAS, BufSlice::from(&bias.buffers()[0])));
         }
         resources.extend(weight_entries(b.w, binding::W0));
-        let variant = |op| {
-            ShaderVariant::new(op)
-                .with_load(load)
-                .with_chunks(chunks)
-                .with_flags(flags)
-        };
+        let variant = |op| ShaderVariant::new(op).with_load(load).with_chunks(chunks).with_flags(flags);
         let size = std::mem::size_of::<Params>();
         Ok(LinearOp {
             orientation,
@@ -151,27 +142,13 @@ impl LinearOp {
             Orientation::Nt => ("matmul_nt", s.k == self.w_row_len && s.m <= self.w_rows),
             Orientation::Nn => ("matmul_nn", s.m == self.w_row_len && s.k <= self.w_rows),
         };
-        ensure(ok, || {
-            format!(
-                "{name}: shape {s:?} does not match weights [{}, {}]",
-                self.w_rows, self.w_row_len
-            )
-        })?;
-        ensure(s.n * s.k <= self.x_len, || {
-            format!("{name}: x holds {} elements, needs {}", self.x_len, s.n * s.k)
-        })?;
-        ensure(s.n * s.m <= self.y_len, || {
-            format!("{name}: y holds {} elements, needs {}", self.y_len, s.n * s.m)
-        })?;
+        ensure(ok, || format!("{name}: shape {s:?} does not match weights [{}, {}]", self.w_rows, self.w_row_len))?;
+        ensure(s.n * s.k <= self.x_len, || format!("{name}: x holds {} elements, needs {}", self.x_len, s.n * s.k))?;
+        ensure(s.n * s.m <= self.y_len, || format!("{name}: y holds {} elements, needs {}", self.y_len, s.n * s.m))?;
         if let Some(bl) = self.bias_len {
             ensure(s.m <= bl, || format!("{name}: bias has {bl} elements, needs {}", s.m))?;
         }
-        Ok(Params {
-            n: to_u32(s.n, "n")?,
-            k: to_u32(s.k, "k")?,
-            m: to_u32(s.m, "m")?,
-            w_chunk: self.w_chunk,
-        })
+        Ok(Params { n: to_u32(s.n, "n")?, k: to_u32(s.k, "k")?, m: to_u32(s.m, "m")?, w_chunk: self.w_chunk })
     }
 
     pub(crate) fn record(
@@ -196,13 +173,13 @@ impl LinearOp {
                 Orientation::Nt => crate::ops::matvec_nt::workgroups(&p, max)?,
                 Orientation::Nn => crate::ops::matvec_nn::workgroups(&p, max)?,
             };
-            self.vector.record(ctx, pass, &p, groups);
+            self.vector.record(ctx, pass, &p, groups)?;
         } else {
             let groups = match self.orientation {
                 Orientation::Nt => crate::ops::matmul_nt::workgroups(&p, max)?,
                 Orientation::Nn => crate::ops::matmul_nn::workgroups(&p, max)?,
             };
-            self.tiled.record(ctx, pass, &p, groups);
+            self.tiled.record(ctx, pass, &p, groups)?;
         }
         Ok(())
     }

@@ -3,8 +3,8 @@
 //! Used for the FFN down projection stored neuron-major `[d_ff, d_model]`:
 //! k is the active width, so only that prefix of rows is read.
 
-pub use super::linear::{MatmulBindings, MatmulPath, MatmulShape, Params};
 use super::linear::{tiled_workgroups, LinearOp, Orientation};
+pub use super::linear::{MatmulBindings, MatmulPath, MatmulShape, Params};
 use crate::context::GpuContext;
 use crate::error::Result;
 
@@ -32,12 +32,7 @@ impl MatmulNnOp {
     }
 
     /// Records `y[0..n, 0..m] = x[.., 0..k]·W[0..k] (+ bias)`, choosing the kernel by n.
-    pub fn record(
-        &self,
-        ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        shape: MatmulShape,
-    ) -> Result<()> {
+    pub fn record(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>, shape: MatmulShape) -> Result<()> {
         self.0.record(ctx, pass, shape, MatmulPath::Auto)
     }
 

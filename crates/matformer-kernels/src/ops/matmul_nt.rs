@@ -4,8 +4,8 @@
 //! width: only that prefix of the neuron-major `[d_ff, d_model]` rows is read),
 //! the LM head and ViT patch embedding.
 
-pub use super::linear::{MatmulBindings, MatmulPath, MatmulShape, Params};
 use super::linear::{tiled_workgroups, LinearOp, Orientation};
+pub use super::linear::{MatmulBindings, MatmulPath, MatmulShape, Params};
 use crate::context::GpuContext;
 use crate::error::Result;
 
@@ -33,12 +33,7 @@ impl MatmulNtOp {
     }
 
     /// Records `y[0..n, 0..m] = x·W[0..m]ᵀ (+ bias)`, choosing the kernel by n.
-    pub fn record(
-        &self,
-        ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        shape: MatmulShape,
-    ) -> Result<()> {
+    pub fn record(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>, shape: MatmulShape) -> Result<()> {
         self.0.record(ctx, pass, shape, MatmulPath::Auto)
     }
 

@@ -33,19 +33,10 @@ pub struct RmsNormOp {
 
 impl RmsNormOp {
     /// Binds `x`, `gamma` and `y` (must not alias x).
-    pub fn new(
-        ctx: &GpuContext,
-        x: BufSlice<'_>,
-        gamma: &WeightBuffer,
-        y: BufSlice<'_>,
-    ) -> Result<Self> {
+    pub fn new(ctx: &GpuContext, x: BufSlice<'_>, gamma: &WeightBuffer, y: BufSlice<'_>) -> Result<Self> {
         let d = gamma.len();
         check_vector("gamma", gamma, gamma.load(), d)?;
-        let res = [
-            (binding::X, x),
-            (binding::Y, y),
-            (binding::GAMMA, BufSlice::from(&gamma.buffers()[0])),
-        ];
+        let res = [(binding::X, x), (binding::Y, y), (binding::GAMMA, BufSlice::from(&gamma.buffers()[0]))];
         let variant = ShaderVariant::new(OpKind::RmsNorm).with_load(gamma.load());
         Ok(RmsNormOp {
             kernel: Kernel::new(ctx, variant, std::mem::size_of::<Params>(), &res)?,
@@ -56,24 +47,14 @@ impl RmsNormOp {
     }
 
     /// Records the normalisation of `args.n` rows.
-    pub fn record(
-        &self,
-        ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        args: NormArgs,
-    ) -> Result<()> {
+    pub fn record(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>, args: NormArgs) -> Result<()> {
         let need = args.n * self.d as usize;
         ensure(need <= self.x_len && need <= self.y_len, || {
             format!("rmsnorm: {need} elements needed, x has {}, y has {}", self.x_len, self.y_len)
         })?;
-        let p = Params {
-            n: to_u32(args.n, "n")?,
-            d: self.d,
-            eps: args.eps,
-            _pad: 0,
-        };
+        let p = Params { n: to_u32(args.n, "n")?, d: self.d, eps: args.eps, _pad: 0 };
         let groups = workgroups(&p, ctx.limits().max_compute_workgroups_per_dimension)?;
-        self.kernel.record(ctx, pass, &p, groups);
+        self.kernel.record(ctx, pass, &p, groups)?;
         Ok(())
     }
 }

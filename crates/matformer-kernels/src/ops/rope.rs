@@ -79,13 +79,8 @@ impl RopeOp {
     }
 
     /// Records the rotation.
-    pub fn record(
-        &self,
-        ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        a: RopeArgs,
-    ) -> Result<()> {
-        ensure(a.head_dim % 2 == 0, || format!("rope: head_dim {} is odd", a.head_dim))?;
+    pub fn record(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>, a: RopeArgs) -> Result<()> {
+        ensure(a.head_dim.is_multiple_of(2), || format!("rope: head_dim {} is odd", a.head_dim))?;
         let need = a.n_tokens * a.n_heads * a.head_dim;
         ensure(need <= self.x_len, || format!("rope: x holds {}, needs {need}", self.x_len))?;
         let p = Params {
@@ -97,7 +92,7 @@ impl RopeOp {
             _pad: [0; 3],
         };
         let groups = workgroups(&p, ctx.limits().max_compute_workgroups_per_dimension)?;
-        self.kernel.record(ctx, pass, &p, groups);
+        self.kernel.record(ctx, pass, &p, groups)?;
         Ok(())
     }
 }

@@ -87,12 +87,7 @@ impl SampleOp {
     }
 
     /// Records one draw into `out[0]`.
-    pub fn record(
-        &self,
-        ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        a: SampleArgs,
-    ) -> Result<()> {
+    pub fn record(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>, a: SampleArgs) -> Result<()> {
         ensure((a.row + 1) * a.d <= self.x_len, || {
             format!("sample: row {} of {} does not fit {} logits", a.row, a.d, self.x_len)
         })?;
@@ -106,7 +101,7 @@ impl SampleOp {
             u: a.u,
             _pad1: 0,
         };
-        self.kernel.record(ctx, pass, &p, workgroups(&p));
+        self.kernel.record(ctx, pass, &p, workgroups(&p))?;
         Ok(())
     }
 }

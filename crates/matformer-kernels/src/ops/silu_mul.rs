@@ -72,21 +72,11 @@ impl SiluMulOp {
     }
 
     /// Records `gate[i] = act(gate[i]) * up[i]` for `i < len`.
-    pub fn record(
-        &self,
-        ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        len: usize,
-        act: GateAct,
-    ) -> Result<()> {
+    pub fn record(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>, len: usize, act: GateAct) -> Result<()> {
         ensure(len <= self.len, || format!("silu_mul: buffers hold {}, needs {len}", self.len))?;
-        let p = Params {
-            len: to_u32(len, "len")?,
-            mode: act as u32,
-            _pad: [0; 2],
-        };
+        let p = Params { len: to_u32(len, "len")?, mode: act as u32, _pad: [0; 2] };
         let groups = workgroups(&p, ctx.limits().max_compute_workgroups_per_dimension)?;
-        self.kernel.record(ctx, pass, &p, groups);
+        self.kernel.record(ctx, pass, &p, groups)?;
         Ok(())
     }
 }

@@ -56,21 +56,11 @@ impl SoftmaxOp {
     }
 
     /// Records the softmax of `n` rows of length `d`.
-    pub fn record(
-        &self,
-        ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        n: usize,
-        d: usize,
-    ) -> Result<()> {
+    pub fn record(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>, n: usize, d: usize) -> Result<()> {
         ensure(n * d <= self.x_len, || format!("softmax: x holds {}, needs {}", self.x_len, n * d))?;
-        let p = Params {
-            n: to_u32(n, "n")?,
-            d: to_u32(d, "d")?,
-            _pad: [0; 2],
-        };
+        let p = Params { n: to_u32(n, "n")?, d: to_u32(d, "d")?, _pad: [0; 2] };
         let groups = workgroups(&p, ctx.limits().max_compute_workgroups_per_dimension)?;
-        self.kernel.record(ctx, pass, &p, groups);
+        self.kernel.record(ctx, pass, &p, groups)?;
         Ok(())
     }
 }

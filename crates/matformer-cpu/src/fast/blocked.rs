@@ -1,9 +1,12 @@
-//! Matrix products with `f16`/`bf16` weights and `n > 1` rows: blocks of
-//! weights are widened into a reusable per-thread `f32` buffer and handed to
-//! `gemm`. Small weights are widened whole and multiplied by one parallel
-//! `gemm`; large ones are cut into blocks, one rayon task per block, each
-//! running a single-threaded `gemm`, so every weight is read from memory
-//! once and the widened copy stays in cache for small `n`.
+//! Matrix products with `n > 1` rows cut into weight blocks, one rayon task
+//! per block, each running a single-threaded `gemm`. `f16`/`bf16` blocks
+//! are first widened into a reusable per-thread `f32` buffer (sized for L2
+//! when `n` is small, so every weight is read from memory once and the
+//! widened copy is consumed from cache). `f32` weights take this path only
+//! for few rows (`n ≤ SMALL_N`), where one parallel gemm over the whole
+//! matrix is slower than independent blocks; otherwise `Whole` means: one
+//! parallel gemm (after widening the whole matrix, for small 16-bit
+//! weights).
 
 use super::gemm::{col_major, gemm, gemm_raw, row_major};
 use super::par::{chunks_mut, tasks, with_scratch, SendPtr, TASK_WORK};
@@ -33,9 +36,10 @@ fn threads() -> usize {
     rayon::current_num_threads().max(1)
 }
 
-/// Blocking for [`nt`] chosen from the shapes.
-pub(crate) fn nt_blocking(n: usize, k: usize, m: usize) -> Blocking {
-    if n > SMALL_N && m * k <= WHOLE_ELEMS {
+/// Blocking for [`nt`] chosen from the shapes and the weight type.
+pub(crate) fn nt_blocking(n: usize, k: usize, m: usize, is_f32: bool) -> Blocking {
+    if std::env::var("MF_WHOLE").is_ok() { return Blocking::Whole; } // TEMP
+    if n > SMALL_N && (is_f32 || m * k <= WHOLE_ELEMS) {
         return Blocking::Whole;
     }
     let target = if n > SMALL_N {
@@ -50,9 +54,10 @@ pub(crate) fn nt_blocking(n: usize, k: usize, m: usize) -> Blocking {
     }
 }
 
-/// Blocking for [`nn`] chosen from the shapes.
-pub(crate) fn nn_blocking(n: usize, k: usize, m: usize) -> Blocking {
-    if n > SMALL_N && m * k <= WHOLE_ELEMS {
+/// Blocking for [`nn`] chosen from the shapes and the weight type.
+pub(crate) fn nn_blocking(n: usize, k: usize, m: usize, is_f32: bool) -> Blocking {
+    if std::env::var("MF_WHOLE").is_ok() { return Blocking::Whole; } // TEMP
+    if n > SMALL_N && (is_f32 || m * k <= WHOLE_ELEMS) {
         return Blocking::Whole;
     }
     let per_thread = m.div_ceil(threads()).next_multiple_of(16);
@@ -83,11 +88,14 @@ pub(crate) fn nt<W: WeightElem>(
     accumulate: bool,
     blocking: Blocking,
 ) {
+    let (dl, ll, rl) = (row_major(m), row_major(k), col_major(k));
     let rows = match blocking {
         Blocking::Whole => {
+            if let Some(wf) = W::as_f32_slice(w) {
+                return gemm((n, m, k), y, dl, x, ll, wf, rl, accumulate, 1.0, true);
+            }
             return with_scratch(m * k, |buf| {
                 widen_all(w, buf);
-                let (dl, ll, rl) = (row_major(m), row_major(k), col_major(k));
                 gemm((n, m, k), y, dl, x, ll, buf, rl, accumulate, 1.0, true);
             });
         }
@@ -97,26 +105,33 @@ pub(crate) fn nt<W: WeightElem>(
     let parallel = m.div_ceil(rows) > 1 && n * m * k > TASK_WORK;
     let run = |b: usize| {
         let (j0, j1) = (b * rows, ((b + 1) * rows).min(m));
-        with_scratch((j1 - j0) * k, |buf| {
-            W::to_f32_slice(&w[j0 * k..j1 * k], buf);
+        let block = &w[j0 * k..j1 * k];
+        let mul = |wb: &[f32]| {
             // SAFETY: `y` holds n·m elements; this block writes only columns
             // j0..j1 of each row, disjoint from every other block. `x` and
-            // `buf` are valid for n·k and (j1-j0)·k elements.
+            // `wb` are valid for n·k and (j1-j0)·k elements.
             unsafe {
                 gemm_raw(
                     (n, j1 - j0, k),
                     yp.get().add(j0),
-                    row_major(m),
+                    dl,
                     x.as_ptr(),
-                    row_major(k),
-                    buf.as_ptr(),
-                    col_major(k),
+                    ll,
+                    wb.as_ptr(),
+                    rl,
                     accumulate,
                     1.0,
                     false,
                 )
             }
-        });
+        };
+        match W::as_f32_slice(block) {
+            Some(wb) => mul(wb),
+            None => with_scratch((j1 - j0) * k, |buf| {
+                W::to_f32_slice(block, buf);
+                mul(buf)
+            }),
+        }
     };
     if parallel {
         tasks(m.div_ceil(rows), run);
@@ -137,9 +152,12 @@ pub(crate) fn nn<W: WeightElem>(
 ) {
     let (rows, cols) = match blocking {
         Blocking::Whole => {
+            let (dl, ll, rl) = (row_major(m), row_major(k), row_major(m));
+            if let Some(wf) = W::as_f32_slice(w) {
+                return gemm((n, m, k), y, dl, x, ll, wf, rl, accumulate, 1.0, true);
+            }
             return with_scratch(m * k, |buf| {
                 widen_all(w, buf);
-                let (dl, ll, rl) = (row_major(m), row_major(k), row_major(m));
                 gemm((n, m, k), y, dl, x, ll, buf, rl, accumulate, 1.0, true);
             });
         }
@@ -150,6 +168,24 @@ pub(crate) fn nn<W: WeightElem>(
     let run = |s: usize| {
         let (c0, c1) = (s * cols, ((s + 1) * cols).min(m));
         let cw = c1 - c0;
+        if let Some(wf) = W::as_f32_slice(w) {
+            // SAFETY: as below; `wf` columns c0..c1 of all k rows are in
+            // bounds (row stride m).
+            return unsafe {
+                gemm_raw(
+                    (n, cw, k),
+                    yp.get().add(c0),
+                    row_major(m),
+                    x.as_ptr(),
+                    row_major(k),
+                    wf.as_ptr().add(c0),
+                    row_major(m),
+                    accumulate,
+                    1.0,
+                    false,
+                )
+            };
+        }
         with_scratch(rows * cw, |buf| {
             for k0 in (0..k).step_by(rows) {
                 let k1 = (k0 + rows).min(k);
