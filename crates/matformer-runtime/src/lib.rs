@@ -23,3 +23,5 @@ pub use generate::{generate, mean_loss, Generation, StopReason};
 pub use model_io::{load_model, LoadedModel};
 pub use sampling::{Sampler, SamplingParams};
 pub use tokenizer::Tokenizer;
+pub mod speculative;
+pub use speculative::{speculative_generate, SpecGeneration, SpecStats};

@@ -4,12 +4,14 @@
 //!
 //! - Matrix products: `n == 1` uses hand-written SIMD matrix-vector kernels
 //!   that stream each weight once (16-bit weights widened in registers);
-//!   `n > 1` uses the `gemm` crate (16-bit weights widened block by block
-//!   into a reusable per-thread buffer).
+//!   `n > 1` uses the `gemm` crate, as one parallel call for many rows or
+//!   as parallel single-threaded calls on weight blocks for few rows and
+//!   for large 16-bit weights (widened block by block into a reusable
+//!   per-thread buffer, so the widened copy never exists in full).
 //! - Everything else is split into fixed-size rayon tasks, with small
 //!   inputs run inline on the calling thread.
-//! - Results do not depend on the number of threads: every reduction has a
-//!   fixed, shape-determined order.
+//! - Results are deterministic run to run: every reduction has a fixed
+//!   order given the shapes and the size of the rayon pool.
 //! - Elementwise transcendental functions use vectorizable approximations
 //!   (exp ~1 ulp, erfc ~1e-7 relative), compiled for AVX2+FMA when the CPU
 //!   has it.
