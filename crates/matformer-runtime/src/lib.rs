@@ -25,3 +25,5 @@ pub use sampling::{Sampler, SamplingParams};
 pub use tokenizer::Tokenizer;
 pub mod speculative;
 pub use speculative::{speculative_generate, SpecGeneration, SpecStats};
+pub mod governor;
+pub use governor::{generate_governed, Governor, Rung, StepTrace};
