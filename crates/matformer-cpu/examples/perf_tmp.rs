@@ -5,7 +5,11 @@ use std::time::Instant;
 fn time<F: FnMut()>(mut f: F, reps: usize) -> f64 {
     f();
     let mut best = f64::MAX;
-    for _ in 0..reps.max(3) { let t = Instant::now(); f(); best = best.min(t.elapsed().as_secs_f64()); }
+    for _ in 0..reps.max(3) {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
     best
 }
 
@@ -17,7 +21,20 @@ fn mv<W: WeightElem>(name: &str, k: usize, m: usize) {
     let t = time(|| fast::matmul_nt(&x, &w, None, &mut y, 1, k, m), 20);
     println!("matvec nt {name} {k}x{m}: {:.3} ms {:.1} GB/s", t * 1e3, bytes / t / 1e9);
     let mut y = vec![0.0; k];
-    let t = time(|| fast::matmul_nn(&x[..m.min(k)].iter().cycle().take(m).cloned().collect::<Vec<_>>(), &w, None, &mut y, 1, m, k), 20);
+    let t = time(
+        || {
+            fast::matmul_nn(
+                &x[..m.min(k)].iter().cycle().take(m).cloned().collect::<Vec<_>>(),
+                &w,
+                None,
+                &mut y,
+                1,
+                m,
+                k,
+            )
+        },
+        20,
+    );
     println!("matvec nn {name} {m}x{k}: {:.3} ms {:.1} GB/s", t * 1e3, bytes / t / 1e9);
 }
 
@@ -36,10 +53,33 @@ fn main() {
     println!("threads {}", rayon::current_num_threads());
     // bandwidth roofline: sum over 256MB
     let big = vec![1.0f32; 64 << 20];
-    let t = time(|| { let s: f32 = big.chunks(1 << 16).map(|c| c.iter().sum::<f32>()).sum(); std::hint::black_box(s); }, 5);
+    let t = time(
+        || {
+            let s: f32 = big.chunks(1 << 16).map(|c| c.iter().sum::<f32>()).sum();
+            std::hint::black_box(s);
+        },
+        5,
+    );
     println!("seq sum 256MB: {:.1} GB/s", 256.0 * 1.048576e6 / t / 1e9);
     use rayon::prelude::*;
-    let t = time(|| { let s: f32 = big.par_chunks(1 << 16).map(|c| { let mut a = [0f32; 32]; for ch in c.chunks_exact(32) { for i in 0..32 { a[i] += ch[i]; } } a.iter().sum::<f32>() }).sum(); std::hint::black_box(s); }, 5);
+    let t = time(
+        || {
+            let s: f32 = big
+                .par_chunks(1 << 16)
+                .map(|c| {
+                    let mut a = [0f32; 32];
+                    for ch in c.chunks_exact(32) {
+                        for i in 0..32 {
+                            a[i] += ch[i];
+                        }
+                    }
+                    a.iter().sum::<f32>()
+                })
+                .sum();
+            std::hint::black_box(s);
+        },
+        5,
+    );
     println!("par sum 256MB: {:.1} GB/s", 256.0 * 1.048576e6 / t / 1e9);
     drop(big);
     mv::<f32>("f32", 4096, 4096);
@@ -47,17 +87,19 @@ fn main() {
     mv::<bf16>("bf16", 4096, 4096);
     mv::<f32>("f32", 1024, 512);
     if std::env::var("ONLY_SKINNY").is_err() {
-    mm::<f32>("f32", 512, 1024, 1024);
-    mm::<f16>("f16", 512, 1024, 1024);
-    mm::<bf16>("bf16", 512, 1024, 1024);
-    mm::<f32>("f32", 512, 2048, 4096);
-    mm::<bf16>("bf16", 512, 2048, 4096);
+        mm::<f32>("f32", 512, 1024, 1024);
+        mm::<f16>("f16", 512, 1024, 1024);
+        mm::<bf16>("bf16", 512, 1024, 1024);
+        mm::<f32>("f32", 512, 2048, 4096);
+        mm::<bf16>("bf16", 512, 2048, 4096);
     }
     for n in [4, 8, 16] {
         mm::<f16>("f16", n, 2048, 4096);
         mm::<f32>("f32", n, 2048, 4096);
     }
-    if std::env::var("ONLY_SKINNY").is_ok() { return; }
+    if std::env::var("ONLY_SKINNY").is_ok() {
+        return;
+    }
     // elementwise
     let mut v: Vec<f32> = (0..1 << 22).map(|i| (i % 1000) as f32 * 0.01 - 5.0).collect();
     let t = time(|| fast::gelu(&mut v), 10);
@@ -78,7 +120,28 @@ fn main() {
     println!("attention prefill 512: {:.2} ms {:.1} GFLOP/s", t * 1e3, fl / t / 1e9);
     let t = time(|| fast::attention(&q[..nh * hd], &q, &q, &mut o[..nh * hd], 1, n, nh, nh, hd, Some(n - 1)), 50);
     println!("attention decode kv=512: {:.3} ms", t * 1e3);
-    let mut dq = vec![0.0; q.len()]; let mut dk = dq.clone(); let mut dv = dq.clone();
-    let t = time(|| matformer_cpu::backward::attention_backward(&q, &q, &q, &q, &mut dq, &mut dk, &mut dv, n, n, nh, nh, hd, Some(0)), 3);
+    let mut dq = vec![0.0; q.len()];
+    let mut dk = dq.clone();
+    let mut dv = dq.clone();
+    let t = time(
+        || {
+            matformer_cpu::backward::attention_backward(
+                &q,
+                &q,
+                &q,
+                &q,
+                &mut dq,
+                &mut dk,
+                &mut dv,
+                n,
+                n,
+                nh,
+                nh,
+                hd,
+                Some(0),
+            )
+        },
+        3,
+    );
     println!("attention backward 512: {:.2} ms {:.1} GFLOP/s", t * 1e3, 2.5 * fl / t / 1e9);
 }

@@ -28,6 +28,8 @@
 //! - Output buffers of forward ops are overwritten; backward ops accumulate
 //!   (`+=`) into every gradient buffer (see [`backward`]).
 
+#![warn(missing_docs)]
+
 pub mod backward;
 mod elem;
 pub mod fast;

@@ -3,10 +3,7 @@
 /// Panics with a readable message when `got != want`.
 #[track_caller]
 pub(crate) fn check_len(op: &str, what: &str, got: usize, want: usize) {
-    assert_eq!(
-        got, want,
-        "{op}: `{what}` has length {got}, expected {want} from the sizes passed"
-    );
+    assert_eq!(got, want, "{op}: `{what}` has length {got}, expected {want} from the sizes passed");
 }
 
 /// Validates the shapes of an attention call and returns the query heads per
@@ -26,7 +23,7 @@ pub(crate) fn check_attention(
     head_dim: usize,
 ) -> usize {
     assert!(
-        n_kv_heads > 0 && n_heads % n_kv_heads == 0,
+        n_kv_heads > 0 && n_heads.is_multiple_of(n_kv_heads),
         "{op}: n_heads ({n_heads}) must be a positive multiple of n_kv_heads ({n_kv_heads})"
     );
     check_len(op, "q", q, n_q * n_heads * head_dim);
@@ -48,18 +45,8 @@ pub(crate) fn visible_keys(i: usize, n_kv: usize, causal_offset: Option<usize>) 
 
 /// Validates a rope call: `head_dim` even, one position per token.
 #[track_caller]
-pub(crate) fn check_rope(
-    op: &str,
-    x: usize,
-    n_tokens: usize,
-    n_heads: usize,
-    head_dim: usize,
-    positions: usize,
-) {
-    assert!(
-        head_dim % 2 == 0,
-        "{op}: head_dim ({head_dim}) must be even"
-    );
+pub(crate) fn check_rope(op: &str, x: usize, n_tokens: usize, n_heads: usize, head_dim: usize, positions: usize) {
+    assert!(head_dim.is_multiple_of(2), "{op}: head_dim ({head_dim}) must be even");
     check_len(op, "x", x, n_tokens * n_heads * head_dim);
     check_len(op, "positions", positions, n_tokens);
 }

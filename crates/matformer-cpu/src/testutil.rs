@@ -78,10 +78,7 @@ pub(crate) fn check_grad(
         let fd = (lp - lm) / h;
         let g = grad[i] as f64;
         let tol = atol + rtol * fd.abs().max(g.abs());
-        assert!(
-            (fd - g).abs() <= tol,
-            "{what}[{i}]: finite difference {fd:.6e} vs analytic {g:.6e} (tol {tol:.2e})"
-        );
+        assert!((fd - g).abs() <= tol, "{what}[{i}]: finite difference {fd:.6e} vs analytic {g:.6e} (tol {tol:.2e})");
     }
 }
 

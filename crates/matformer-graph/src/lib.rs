@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod hf_import;
+pub mod mixnmatch;
 pub mod submodel;
 pub mod tensor;
 pub mod weights;

@@ -27,3 +27,5 @@ pub mod speculative;
 pub use speculative::{speculative_generate, SpecGeneration, SpecStats};
 pub mod governor;
 pub use governor::{generate_governed, Governor, Rung, StepTrace};
+pub mod planner;
+pub use planner::{plan, profile_latency, LatencyProfile, PlanRow};

@@ -52,18 +52,7 @@ pub fn attention_backward(
     causal_offset: Option<usize>,
 ) {
     let op = "attention_backward";
-    let group = check_attention(
-        op,
-        q.len(),
-        k.len(),
-        v.len(),
-        dout.len(),
-        n_q,
-        n_kv,
-        n_heads,
-        n_kv_heads,
-        head_dim,
-    );
+    let group = check_attention(op, q.len(), k.len(), v.len(), dout.len(), n_q, n_kv, n_heads, n_kv_heads, head_dim);
     check_len(op, "dq", dq.len(), q.len());
     check_len(op, "dk", dk.len(), k.len());
     check_len(op, "dv", dv.len(), v.len());
@@ -77,29 +66,14 @@ pub fn attention_backward(
     }
     let chunk_rows = n_q.div_ceil(chunks);
     let chunks = n_q.div_ceil(chunk_rows);
-    let ctx = Ctx {
-        dout,
-        q,
-        k,
-        v,
-        n_kv,
-        nh: n_heads,
-        nkvh: n_kv_heads,
-        hd,
-        group,
-        causal: causal_offset,
-    };
+    let ctx = Ctx { dout, q, k, v, n_kv, nh: n_heads, nkvh: n_kv_heads, hd, group, causal: causal_offset };
     let task = |t: usize| {
         let (g, c) = (t / chunks, t % chunks);
         let (i0, i1) = (c * chunk_rows, ((c + 1) * chunk_rows).min(n_q));
         ctx.task(g, i0, i1)
     };
     let n_tasks = n_kv_heads * chunks;
-    let parts: Vec<Part> = if n_tasks == 1 {
-        vec![task(0)]
-    } else {
-        (0..n_tasks).into_par_iter().map(task).collect()
-    };
+    let parts: Vec<Part> = if n_tasks == 1 { vec![task(0)] } else { (0..n_tasks).into_par_iter().map(task).collect() };
     // Deterministic reduction in task order.
     let (tok, kv_stride, gw) = (n_heads * hd, n_kv_heads * hd, group * hd);
     for (t, part) in parts.iter().enumerate() {
@@ -144,11 +118,8 @@ impl Ctx<'_> {
         let (tok, kv_stride) = (self.nh * hd, self.nkvh * hd);
         let scale = 1.0 / (hd as f32).sqrt();
         let kv_eff = visible_keys(i1 - 1, self.n_kv, self.causal);
-        let mut part = Part {
-            dq: vec![0.0; (i1 - i0) * group * hd],
-            dk: vec![0.0; kv_eff * hd],
-            dv: vec![0.0; kv_eff * hd],
-        };
+        let mut part =
+            Part { dq: vec![0.0; (i1 - i0) * group * hd], dk: vec![0.0; kv_eff * hd], dv: vec![0.0; kv_eff * hd] };
         let mut s = vec![0.0f32; SUB.min(i1 - i0) * kv_eff];
         let mut dp = vec![0.0f32; s.len()];
         let (kg, vg) = (&self.k[g * hd..], &self.v[g * hd..]);
@@ -190,7 +161,18 @@ impl Ctx<'_> {
                 gemm((kb, hd, rows), &mut part.dv, row_major(hd), s, ck, ob, rm_tok, true, 1.0, false);
                 gemm((kb, hd, rows), &mut part.dk, row_major(hd), dp, ck, qb, rm_tok, true, scale, false);
                 let dqb = &mut part.dq[((b0 - i0) * group + hl) * hd..];
-                gemm((rows, hd, kb), dqb, row_major(group * hd), dp, rm_kb, kg, row_major(kv_stride), true, scale, false);
+                gemm(
+                    (rows, hd, kb),
+                    dqb,
+                    row_major(group * hd),
+                    dp,
+                    rm_kb,
+                    kg,
+                    row_major(kv_stride),
+                    true,
+                    scale,
+                    false,
+                );
             }
         }
         part

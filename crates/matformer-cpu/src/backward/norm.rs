@@ -74,13 +74,7 @@ pub fn rmsnorm_backward(
             let i = row0 + r;
             let (xr, dyr) = (&x[i * d..(i + 1) * d], &dy[i * d..(i + 1) * d]);
             let rstd = rms_rstd(xr, eps);
-            let c: f32 = xr
-                .iter()
-                .zip(gamma)
-                .zip(dyr)
-                .map(|((&xv, &g), &gy)| xv * g * gy)
-                .sum::<f32>()
-                / d as f32;
+            let c: f32 = xr.iter().zip(gamma).zip(dyr).map(|((&xv, &g), &gy)| xv * g * gy).sum::<f32>() / d as f32;
             let r3c = rstd * rstd * c;
             for j in 0..d {
                 dxr[j] += rstd * (gamma[j] * dyr[j] - xr[j] * r3c);

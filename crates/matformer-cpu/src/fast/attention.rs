@@ -56,26 +56,8 @@ pub fn attention(
     head_dim: usize,
     causal_offset: Option<usize>,
 ) {
-    check_attention(
-        "attention",
-        q.len(),
-        k.len(),
-        v.len(),
-        out.len(),
-        n_q,
-        n_kv,
-        n_heads,
-        n_kv_heads,
-        head_dim,
-    );
-    let dims = Dims {
-        n_q,
-        n_kv,
-        n_heads,
-        n_kv_heads,
-        hd: head_dim,
-        causal: causal_offset,
-    };
+    check_attention("attention", q.len(), k.len(), v.len(), out.len(), n_q, n_kv, n_heads, n_kv_heads, head_dim);
+    let dims = Dims { n_q, n_kv, n_heads, n_kv_heads, hd: head_dim, causal: causal_offset };
     if n_q >= BLOCKED_MIN_QUERIES {
         blocked(q, k, v, out, dims);
     } else {
@@ -126,14 +108,9 @@ pub(crate) fn per_query(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], d: Dim
     let work = d.n_kv * hd * 2;
     if out.len() / hd * work <= TASK_WORK {
         let mut scores = Vec::new();
-        out.chunks_mut(hd)
-            .enumerate()
-            .for_each(|t| body(&mut scores, t));
+        out.chunks_mut(hd).enumerate().for_each(|t| body(&mut scores, t));
     } else {
-        out.par_chunks_mut(hd)
-            .enumerate()
-            .with_min_len((TASK_WORK / work.max(1)).max(1))
-            .for_each_init(Vec::new, body);
+        out.par_chunks_mut(hd).enumerate().with_min_len((TASK_WORK / work.max(1)).max(1)).for_each_init(Vec::new, body);
     }
 }
 
@@ -190,10 +167,7 @@ pub(crate) fn blocked(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], d: Dims)
                 s.as_ptr(),
                 row_major(kv_eff),
                 v.as_ptr().add(kvh * hd),
-                Layout {
-                    rs: kv_stride,
-                    cs: 1,
-                },
+                Layout { rs: kv_stride, cs: 1 },
                 false,
                 1.0,
                 false,
@@ -241,14 +215,7 @@ mod tests {
             let v = uniform(&mut r, n_kv * nkv * hd);
             let mut want = vec![0.0; q.len()];
             reference::attention(&q, &k, &v, &mut want, n_q, n_kv, nh, nkv, hd, causal);
-            let d = Dims {
-                n_q,
-                n_kv,
-                n_heads: nh,
-                n_kv_heads: nkv,
-                hd,
-                causal,
-            };
+            let d = Dims { n_q, n_kv, n_heads: nh, n_kv_heads: nkv, hd, causal };
             let mut got = vec![f32::NAN; q.len()];
             per_query(&q, &k, &v, &mut got, d);
             assert_close(&format!("per_query {n_q}/{n_kv}"), &got, &want, 1e-4, 2e-6);

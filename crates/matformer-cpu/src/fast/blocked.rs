@@ -45,16 +45,9 @@ pub(crate) fn nt_blocking(n: usize, k: usize, m: usize, is_f32: bool) -> Blockin
     if n > SMALL_N && (is_f32 || m * k <= WHOLE_ELEMS) {
         return Blocking::Whole;
     }
-    let target = if n > SMALL_N {
-        WIDE_BLOCK
-    } else {
-        (L2_ELEMS / k.max(1)).max(8)
-    };
+    let target = if n > SMALL_N { WIDE_BLOCK } else { (L2_ELEMS / k.max(1)).max(8) };
     let per_thread = m.div_ceil(threads()).next_multiple_of(16);
-    Blocking::Blocks {
-        rows: target.min(per_thread).clamp(1, m.max(1)),
-        cols: 0,
-    }
+    Blocking::Blocks { rows: target.min(per_thread).clamp(1, m.max(1)), cols: 0 }
 }
 
 /// Blocking for [`nn`] chosen from the shapes and the weight type.
@@ -64,15 +57,8 @@ pub(crate) fn nn_blocking(n: usize, k: usize, m: usize, is_f32: bool) -> Blockin
     }
     let per_thread = m.div_ceil(threads()).next_multiple_of(16);
     let cols = per_thread.max(WIDE_BLOCK.min(m)).clamp(1, m.max(1));
-    let rows = if n > SMALL_N {
-        (4 * L2_ELEMS / cols).max(WIDE_BLOCK)
-    } else {
-        (L2_ELEMS / cols).max(16)
-    };
-    Blocking::Blocks {
-        rows: rows.clamp(1, k.max(1)),
-        cols,
-    }
+    let rows = if n > SMALL_N { (4 * L2_ELEMS / cols).max(WIDE_BLOCK) } else { (L2_ELEMS / cols).max(16) };
+    Blocking::Blocks { rows: rows.clamp(1, k.max(1)), cols }
 }
 
 /// Widens all of `w` into `buf`, in parallel for large weights.
@@ -113,18 +99,7 @@ pub(crate) fn nt<W: WeightElem>(
             // j0..j1 of each row, disjoint from every other block. `x` and
             // `wb` are valid for n·k and (j1-j0)·k elements.
             unsafe {
-                gemm_raw(
-                    (n, j1 - j0, k),
-                    yp.get().add(j0),
-                    dl,
-                    x.as_ptr(),
-                    ll,
-                    wb.as_ptr(),
-                    rl,
-                    accumulate,
-                    1.0,
-                    false,
-                )
+                gemm_raw((n, j1 - j0, k), yp.get().add(j0), dl, x.as_ptr(), ll, wb.as_ptr(), rl, accumulate, 1.0, false)
             }
         };
         match W::as_f32_slice(block) {

@@ -64,11 +64,7 @@ pub(crate) unsafe fn gemm_raw(
         }
         return;
     }
-    let par = if parallel {
-        Parallelism::Rayon(0)
-    } else {
-        Parallelism::None
-    };
+    let par = if parallel { Parallelism::Rayon(0) } else { Parallelism::None };
     // gemm computes dst := a·dst + b·lhs·rhs (dst not read when
     // read_dst is false). Argument order there is column stride first.
     gemm::gemm(
@@ -119,17 +115,6 @@ pub(crate) fn gemm(
     // SAFETY: extents checked above; `dst` is an exclusive borrow, so it
     // aliases neither input.
     unsafe {
-        gemm_raw(
-            (m, n, k),
-            dst.as_mut_ptr(),
-            dl,
-            lhs.as_ptr(),
-            ll,
-            rhs.as_ptr(),
-            rl,
-            accumulate,
-            alpha,
-            parallel,
-        )
+        gemm_raw((m, n, k), dst.as_mut_ptr(), dl, lhs.as_ptr(), ll, rhs.as_ptr(), rl, accumulate, alpha, parallel)
     }
 }

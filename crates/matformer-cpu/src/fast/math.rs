@@ -4,7 +4,21 @@
 //! `std`'s `exp`/`tanh` are scalar libm calls; these versions are plain
 //! arithmetic plus bit tricks, so a loop over a slice becomes SIMD code.
 
-use super::simd::{dispatch, fmadd, hsum};
+use super::simd::{dispatch, fmadd};
+
+/// Sum of 32 lane accumulators (halving tree).
+#[inline(always)]
+fn hsum(acc: &[f32; 32]) -> f32 {
+    let mut a = *acc;
+    let mut w = 16;
+    while w > 0 {
+        for i in 0..w {
+            a[i] += a[i + w];
+        }
+        w /= 2;
+    }
+    a[0]
+}
 
 /// `1.5 · 2²³`: adding it rounds an `f32` of magnitude `< 2²²` to an integer.
 const ROUND_MAGIC: f32 = 12_582_912.0;
@@ -22,14 +36,14 @@ pub(crate) fn exp<const FMA: bool>(x: f32) -> f32 {
     let n = t - ROUND_MAGIC;
     let ni = (t.to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
     // Cody-Waite reduction: r = x − n·ln2 with ln2 split in two parts.
-    let r = fmadd::<FMA>(n, -0.693_359_375, xc);
+    let r = fmadd::<FMA>(n, -0.693_359_4, xc);
     let r = fmadd::<FMA>(n, 2.121_944_4e-4, r);
     let mut p = 1.987_569_1e-4;
     p = fmadd::<FMA>(p, r, 1.398_199_9e-3);
     p = fmadd::<FMA>(p, r, 8.333_452e-3);
     p = fmadd::<FMA>(p, r, 4.166_579_6e-2);
     p = fmadd::<FMA>(p, r, 1.666_666_5e-1);
-    p = fmadd::<FMA>(p, r, 5.000_000_1e-1);
+    p = fmadd::<FMA>(p, r, 5e-1);
     let y = fmadd::<FMA>(p, r * r, r) + 1.0;
     let scale = f32::from_bits(((ni + 127) << 23) as u32);
     let out = y * scale;
@@ -48,7 +62,7 @@ pub(crate) fn erfc_pos<const FMA: bool>(z: f32) -> f32 {
     let mut p = 0.170_872_77;
     p = fmadd::<FMA>(p, t, -0.822_152_23);
     p = fmadd::<FMA>(p, t, 1.488_515_9);
-    p = fmadd::<FMA>(p, t, -1.135_203_98);
+    p = fmadd::<FMA>(p, t, -1.135_204);
     p = fmadd::<FMA>(p, t, 0.278_868_07);
     p = fmadd::<FMA>(p, t, -0.186_288_06);
     p = fmadd::<FMA>(p, t, 0.096_784_18);

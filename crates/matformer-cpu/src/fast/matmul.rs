@@ -12,15 +12,7 @@ use crate::WeightElem;
 /// `[out, in]`. Overwrites `y`. Cost is proportional to `n·k·m`: pass a
 /// prefix of a neuron-major weight to compute only the active rows.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_nt<W: WeightElem>(
-    x: &[f32],
-    w: &[W],
-    bias: Option<&[W]>,
-    y: &mut [f32],
-    n: usize,
-    k: usize,
-    m: usize,
-) {
+pub fn matmul_nt<W: WeightElem>(x: &[f32], w: &[W], bias: Option<&[W]>, y: &mut [f32], n: usize, k: usize, m: usize) {
     check_matmul("matmul_nt", x, w, bias, y, n, k, m);
     nt_with(x, w, bias, y, (n, k, m), None);
 }
@@ -28,15 +20,7 @@ pub fn matmul_nt<W: WeightElem>(
 /// `y[n,m] = x[n,k] · w[k,m] (+ bias[m])`. Used for the neuron-major FFN down
 /// projection `[d_ff, d_model]` with `k` the active width. Overwrites `y`.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_nn<W: WeightElem>(
-    x: &[f32],
-    w: &[W],
-    bias: Option<&[W]>,
-    y: &mut [f32],
-    n: usize,
-    k: usize,
-    m: usize,
-) {
+pub fn matmul_nn<W: WeightElem>(x: &[f32], w: &[W], bias: Option<&[W]>, y: &mut [f32], n: usize, k: usize, m: usize) {
     check_matmul("matmul_nn", x, w, bias, y, n, k, m);
     nn_with(x, w, bias, y, (n, k, m), None);
 }

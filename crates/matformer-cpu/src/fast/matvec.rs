@@ -38,21 +38,12 @@ pub(crate) fn nt<W: WeightElem>(x: &[f32], w: &[W], bias: Option<&[W]>, y: &mut 
 /// [`MAX_PARTIALS`] contiguous blocks, each streamed by one task into its
 /// own partial sum (four rows per pass over the partial); the partials are
 /// then added in a fixed order.
-pub(crate) fn nn<W: WeightElem>(
-    x: &[f32],
-    w: &[W],
-    bias: Option<&[W]>,
-    y: &mut [f32],
-    k: usize,
-    m: usize,
-) {
+pub(crate) fn nn<W: WeightElem>(x: &[f32], w: &[W], bias: Option<&[W]>, y: &mut [f32], k: usize, m: usize) {
     match bias {
         Some(b) => W::to_f32_slice(b, y),
         None => y.fill(0.0),
     }
-    let parts = (k * m)
-        .div_ceil(MATVEC_TASK)
-        .clamp(1, MAX_PARTIALS.min(k.max(1)));
+    let parts = (k * m).div_ceil(MATVEC_TASK).clamp(1, MAX_PARTIALS.min(k.max(1)));
     let rows = k.div_ceil(parts).max(1);
     if parts == 1 {
         W::axpy_rows(y, x, w);

@@ -25,9 +25,7 @@ where
     if y.len() <= chunk {
         f(0, y);
     } else {
-        y.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(t, c)| f(t * rows_per_task, c));
+        y.par_chunks_mut(chunk).enumerate().for_each(|(t, c)| f(t * rows_per_task, c));
     }
 }
 
@@ -97,13 +95,7 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
 /// shape-determined number of rows; task `t` gets `f(row0, rows, partial)`
 /// with its own zeroed `partial` buffer of `plen` floats. Returns all
 /// partials in task order, so the caller can reduce them deterministically.
-pub(crate) fn rows_with_partials<F>(
-    dx: &mut [f32],
-    row_len: usize,
-    work_per_row: usize,
-    plen: usize,
-    f: F,
-) -> Vec<f32>
+pub(crate) fn rows_with_partials<F>(dx: &mut [f32], row_len: usize, work_per_row: usize, plen: usize, f: F) -> Vec<f32>
 where
     F: Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
 {

@@ -10,28 +10,14 @@ use crate::shape::check_rope;
 /// `(v[i], v[i+hd/2]) ← (v[i]·cos − v[i+hd/2]·sin, v[i+hd/2]·cos + v[i]·sin)`
 /// with `angle = positions[t] · theta^(-2i/hd)` (computed in `f64`, so
 /// results equal the reference bit for bit). `head_dim` must be even.
-pub fn rope(
-    x: &mut [f32],
-    n_tokens: usize,
-    n_heads: usize,
-    head_dim: usize,
-    positions: &[usize],
-    theta: f32,
-) {
+pub fn rope(x: &mut [f32], n_tokens: usize, n_heads: usize, head_dim: usize, positions: &[usize], theta: f32) {
     check_rope("rope", x.len(), n_tokens, n_heads, head_dim, positions.len());
     rotate(x, n_heads, head_dim, positions, theta, false);
 }
 
 /// Rotates every head vector by `+angle` (or `−angle` when `inverse`, the
 /// RoPE backward pass). Shapes are checked by the callers.
-pub(crate) fn rotate(
-    x: &mut [f32],
-    n_heads: usize,
-    head_dim: usize,
-    positions: &[usize],
-    theta: f32,
-    inverse: bool,
-) {
+pub(crate) fn rotate(x: &mut [f32], n_heads: usize, head_dim: usize, positions: &[usize], theta: f32, inverse: bool) {
     let half = head_dim / 2;
     let tok = n_heads * head_dim;
     if half == 0 || tok == 0 {

@@ -142,19 +142,13 @@ pub(crate) fn sum_sq_dev(x: &[f32], mean: f32) -> f32 {
 
 /// Largest element, ignoring NaNs (`-inf` for an empty or all-NaN slice).
 pub(crate) fn max(x: &[f32]) -> f32 {
-    x86_or!(
-        x86::max(x),
-        x.iter().fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a })
-    )
+    x86_or!(x86::max(x), x.iter().fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a }))
 }
 
 /// `y += Σ_r a[r]·w[r·stride ..][..y.len()]` (rows of a strided matrix).
 pub(crate) fn axpy_rows_strided(y: &mut [f32], a: &[f32], w: &[f32], stride: usize) {
     check_rows(y.len(), a.len(), w.len(), stride);
-    x86_or!(
-        x86::axpy_rows(y, a, w, stride),
-        portable_axpy_rows(y, a, w, stride)
-    )
+    x86_or!(x86::axpy_rows(y, a, w, stride), portable_axpy_rows(y, a, w, stride))
 }
 
 /// `y += Σ_r a[r]·w[r, :]`, `w` holding `a.len()` rows of `y.len()`.
@@ -173,10 +167,7 @@ pub(crate) fn dot_rows_strided(out: &mut [f32], q: &[f32], k: &[f32], stride: us
 
 #[track_caller]
 fn check_rows(m: usize, rows: usize, len: usize, stride: usize) {
-    assert!(
-        m == 0 || rows == 0 || len >= (rows - 1) * stride + m,
-        "axpy_rows: weight block too short"
-    );
+    assert!(m == 0 || rows == 0 || len >= (rows - 1) * stride + m, "axpy_rows: weight block too short");
 }
 
 fn portable_axpy_rows(y: &mut [f32], a: &[f32], w: &[f32], stride: usize) {
@@ -534,8 +525,8 @@ mod tests {
                 let bb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
                 let check = |got: &[f32], wv: &dyn Fn(usize) -> f32| {
                     for c in 0..m {
-                        let want: f64 = y0[c] as f64
-                            + (0..rows).map(|q| a[q] as f64 * wv(q * m + c) as f64).sum::<f64>();
+                        let want: f64 =
+                            y0[c] as f64 + (0..rows).map(|q| a[q] as f64 * wv(q * m + c) as f64).sum::<f64>();
                         assert!((got[c] as f64 - want).abs() < 1e-5, "{rows}x{m}");
                     }
                 };

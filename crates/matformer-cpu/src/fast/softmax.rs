@@ -53,12 +53,7 @@ pub fn cross_entropy(logits: &[f32], targets: &[u32], n: usize, v: usize) -> f32
     let losses: Vec<f64> = if n * v <= TASK_WORK {
         logits.chunks_exact(v).zip(targets).map(row_loss).collect()
     } else {
-        logits
-            .par_chunks_exact(v)
-            .zip(targets)
-            .with_min_len((TASK_WORK / (8 * v)).max(1))
-            .map(row_loss)
-            .collect()
+        logits.par_chunks_exact(v).zip(targets).with_min_len((TASK_WORK / (8 * v)).max(1)).map(row_loss).collect()
     };
     (losses.iter().sum::<f64>() / n as f64) as f32
 }

@@ -23,18 +23,8 @@ pub fn attention(
     head_dim: usize,
     causal_offset: Option<usize>,
 ) {
-    let group = check_attention(
-        "attention",
-        q.len(),
-        k.len(),
-        v.len(),
-        out.len(),
-        n_q,
-        n_kv,
-        n_heads,
-        n_kv_heads,
-        head_dim,
-    );
+    let group =
+        check_attention("attention", q.len(), k.len(), v.len(), out.len(), n_q, n_kv, n_heads, n_kv_heads, head_dim);
     let hd = head_dim;
     let scale = 1.0 / (hd as f64).sqrt();
     let mut p = vec![0.0f64; n_kv];

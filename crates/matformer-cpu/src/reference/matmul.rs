@@ -6,15 +6,7 @@ use crate::WeightElem;
 /// `y[n,m] = x[n,k] · w[m,k]ᵀ (+ bias[m])`; `w` in PyTorch-linear layout
 /// `[out, in]`. Overwrites `y`.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_nt<W: WeightElem>(
-    x: &[f32],
-    w: &[W],
-    bias: Option<&[W]>,
-    y: &mut [f32],
-    n: usize,
-    k: usize,
-    m: usize,
-) {
+pub fn matmul_nt<W: WeightElem>(x: &[f32], w: &[W], bias: Option<&[W]>, y: &mut [f32], n: usize, k: usize, m: usize) {
     check_shapes("matmul_nt", x, w, bias, y, n, k, m);
     for i in 0..n {
         for j in 0..m {
@@ -30,15 +22,7 @@ pub fn matmul_nt<W: WeightElem>(
 /// `y[n,m] = x[n,k] · w[k,m] (+ bias[m])`. Used for the neuron-major FFN down
 /// projection `[d_ff, d_model]` where `k` is the active width. Overwrites `y`.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_nn<W: WeightElem>(
-    x: &[f32],
-    w: &[W],
-    bias: Option<&[W]>,
-    y: &mut [f32],
-    n: usize,
-    k: usize,
-    m: usize,
-) {
+pub fn matmul_nn<W: WeightElem>(x: &[f32], w: &[W], bias: Option<&[W]>, y: &mut [f32], n: usize, k: usize, m: usize) {
     check_shapes("matmul_nn", x, w, bias, y, n, k, m);
     for i in 0..n {
         for j in 0..m {

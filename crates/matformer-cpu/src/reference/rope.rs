@@ -21,21 +21,14 @@ pub(crate) fn rope_cos_sin(pos: usize, inv_freq: f64) -> (f32, f32) {
 /// at `positions[t]`. For each head vector `v` and `i < hd/2`:
 /// `(v[i], v[i+hd/2]) ← (v[i]·cos − v[i+hd/2]·sin, v[i+hd/2]·cos + v[i]·sin)`
 /// with `angle = pos · theta^(-2i/hd)`. `head_dim` must be even.
-pub fn rope(
-    x: &mut [f32],
-    n_tokens: usize,
-    n_heads: usize,
-    head_dim: usize,
-    positions: &[usize],
-    theta: f32,
-) {
+pub fn rope(x: &mut [f32], n_tokens: usize, n_heads: usize, head_dim: usize, positions: &[usize], theta: f32) {
     check_rope("rope", x.len(), n_tokens, n_heads, head_dim, positions.len());
     let half = head_dim / 2;
-    for t in 0..n_tokens {
+    for (t, &pos) in positions.iter().enumerate() {
         for h in 0..n_heads {
             let base = (t * n_heads + h) * head_dim;
             for i in 0..half {
-                let (c, s) = rope_cos_sin(positions[t], rope_inv_freq(i, head_dim, theta));
+                let (c, s) = rope_cos_sin(pos, rope_inv_freq(i, head_dim, theta));
                 let a = x[base + i];
                 let b = x[base + i + half];
                 x[base + i] = a * c - b * s;
