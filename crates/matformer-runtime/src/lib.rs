@@ -29,3 +29,5 @@ pub mod governor;
 pub use governor::{generate_governed, Governor, Rung, StepTrace};
 pub mod planner;
 pub use planner::{plan, profile_latency, LatencyProfile, PlanRow};
+pub mod consistency;
+pub use consistency::{consistency, Consistency};

@@ -208,6 +208,26 @@ mod tests {
         }
     }
 
+    /// The matrix-vector kernels split work by shape only, so the result is
+    /// bit-identical whatever the pool size.
+    #[test]
+    fn matvec_is_independent_of_thread_count() {
+        let mut r = rng(99);
+        let (k, m) = (700, 900);
+        let x = uniform(&mut r, k);
+        let w: Vec<bf16> = to_w(&uniform(&mut r, k * m));
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let (mut a, mut b) = (vec![0.0; m], vec![0.0; m]);
+                super::matmul_nt(&x, &w, None, &mut a, 1, k, m);
+                super::matmul_nn(&x, &w, None, &mut b, 1, k, m);
+                (a, b)
+            })
+        };
+        assert_eq!(run(1), run(3));
+    }
+
     #[test]
     fn empty_inner_dimension_gives_bias() {
         let b = [1.0f32, 2.0];

@@ -1,46 +1,20 @@
-//! The subcommands' implementations.
+//! The subcommands' implementations, one file per command where they grow.
 
-use std::io::Write;
+mod generate;
+mod trace;
+
+pub use generate::{generate, GenerateArgs};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use matformer_graph::{checkpoint, extract::extract as extract_submodel, DType, Family, ModelConfig, Submodel};
-use matformer_runtime::{generate as run_generate, load_model, mean_loss, vit_forward, CpuLm, SamplingParams};
+use matformer_runtime::{load_model, mean_loss, vit_forward, CpuLm};
 use matformer_train::data::idx;
 
 use crate::DEFAULT_MODEL;
-
-/// Arguments of `matformer generate`.
-#[derive(Args)]
-pub struct GenerateArgs {
-    /// Model file or directory.
-    #[arg(long, default_value = DEFAULT_MODEL)]
-    model: PathBuf,
-    /// Submodel spec: `s`, `m`, `l`, `xl`, a per-layer list (`s,m,l,xl`), `-` to skip a layer, `;skip=i,j`.
-    #[arg(long, default_value = "xl")]
-    submodel: String,
-    /// Text to continue.
-    #[arg(long, default_value = "ROMEO:\n")]
-    prompt: String,
-    /// Tokens to generate.
-    #[arg(long, default_value_t = 200)]
-    max_tokens: usize,
-    /// Sampling temperature (0 = greedy).
-    #[arg(long, default_value_t = 0.8)]
-    temperature: f32,
-    /// Keep only the k most likely tokens (0 = all).
-    #[arg(long, default_value_t = 0)]
-    top_k: usize,
-    /// Nucleus sampling mass.
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f32,
-    /// RNG seed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-}
 
 /// Arguments of `matformer eval`.
 #[derive(Args)]
@@ -71,7 +45,7 @@ fn submodels(cfg: &ModelConfig, spec: Option<&str>, all: bool) -> Result<Vec<(St
     }
 }
 
-fn human(n: u64) -> String {
+pub(crate) fn human(n: u64) -> String {
     match n {
         n if n >= 1_000_000_000 => format!("{:.2}G", n as f64 / 1e9),
         n if n >= 1_000_000 => format!("{:.2}M", n as f64 / 1e6),
@@ -98,53 +72,6 @@ pub fn info(model: &Path) -> Result<()> {
         println!("{:<6} {:>8} {:>12} {:>18}", g.name, g.width, human(s.params(cfg)), human(s.flops_per_token(cfg, ctx)));
     }
     Ok(())
-}
-
-/// `matformer generate`.
-pub fn generate(a: GenerateArgs) -> Result<()> {
-    let m = load_model(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
-    let cfg = m.weights.config.clone();
-    let sub = Submodel::parse(&cfg, &a.submodel)?;
-    let prompt = m.tokenizer.encode(&a.prompt)?;
-    let params = SamplingParams { temperature: a.temperature, top_k: a.top_k, top_p: a.top_p, seed: a.seed };
-    let mut exec = CpuLm::new(Arc::new(m.weights))?;
-    eprintln!(
-        "[matformer] {} | submodel {} ({} params) | device cpu ({} threads)",
-        a.model.display(),
-        sub.to_spec(&cfg),
-        human(sub.params(&cfg)),
-        rayon_threads()
-    );
-    let start = Instant::now();
-    print!("{}", a.prompt);
-    let mut out = std::io::stdout();
-    let mut pending: Vec<u32> = Vec::new();
-    let tok = &m.tokenizer;
-    let gen = run_generate(&mut exec, &prompt, &sub, a.max_tokens, &params, |t| {
-        // Print whole characters only: byte tokens can split a UTF-8 sequence.
-        pending.push(t);
-        if let Ok(s) = tok.decode(&pending) {
-            if !s.ends_with('\u{FFFD}') {
-                let _ = write!(out, "{s}");
-                let _ = out.flush();
-                pending.clear();
-            }
-        }
-    })?;
-    println!("{}", tok.decode(&pending)?);
-    let secs = start.elapsed().as_secs_f64();
-    eprintln!(
-        "[matformer] {} tokens in {:.2}s ({:.1} tokens/s){}",
-        gen.tokens.len(),
-        secs,
-        gen.tokens.len() as f64 / secs,
-        if gen.stop == matformer_runtime::StopReason::ContextFull { ", stopped: context full" } else { "" }
-    );
-    Ok(())
-}
-
-fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 /// `matformer extract`.
