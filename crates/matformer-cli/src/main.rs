@@ -44,6 +44,10 @@ enum Command {
     },
     /// Evaluate submodels: next-token loss and perplexity on a text file, or accuracy on an IDX image set.
     Eval(commands::EvalArgs),
+    /// Mix'n'Match planner: the best submodel under a params, FLOPs or latency budget.
+    Plan(commands::PlanArgs),
+    /// Agreement of each submodel with the full model (greedy tokens, KL) on a text file.
+    Consistency(commands::ConsistencyArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,8 @@ fn main() -> ExitCode {
         Command::Generate(args) => commands::generate(args),
         Command::Extract { model, submodel, out, dtype } => commands::extract(&model, &submodel, &out, dtype.as_deref()),
         Command::Eval(args) => commands::eval(args),
+        Command::Plan(args) => commands::plan(args),
+        Command::Consistency(args) => commands::consistency(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

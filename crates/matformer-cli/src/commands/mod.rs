@@ -1,9 +1,11 @@
 //! The subcommands' implementations, one file per command where they grow.
 
 mod generate;
+mod plan;
 mod trace;
 
 pub use generate::{generate, GenerateArgs};
+pub use plan::{consistency, plan, ConsistencyArgs, PlanArgs};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
