@@ -77,3 +77,34 @@ fn bad_input_is_a_clear_error() {
     fails_cleanly(&["extract", "--model", &m, "--submodel", "s", "--out", "/proc/nope/x.safetensors"], "error");
     fails_cleanly(&["eval", "--model", &m, "--data", "/nonexistent.txt"], "nonexistent");
 }
+
+#[test]
+fn plan_consistency_speculative_and_governed() {
+    let dir = tmp("elastic");
+    let m = model(&dir);
+    let text = dir.join("t.txt");
+    std::fs::write(&text, "Now is the winter of our discontent\n".repeat(8)).unwrap();
+    let t = text.to_str().unwrap();
+    let out = ok(&["plan", "--model", &m, "--budget", "params=40K"]);
+    assert!(out.contains("best under Params(40000)"), "{out}");
+    let csv = dir.join("table.csv");
+    let out = ok(&["plan", "--model", &m, "--budget", "flops=200K", "--data", t, "--max-evals", "2", "--export", csv.to_str().unwrap()]);
+    assert!(out.contains("exported"), "{out}");
+    let imported = ok(&["plan", "--model", &m, "--import", csv.to_str().unwrap(), "--data", t]);
+    assert!(imported.lines().count() >= 2, "{imported}");
+    fails_cleanly(&["plan", "--model", &m, "--budget", "watts=3"], "unknown budget kind");
+    fails_cleanly(&["plan", "--model", &m, "--budget", "params=10"], "no submodel fits");
+    let bad_csv = dir.join("bad.csv");
+    std::fs::write(&bad_csv, "name,ffn_widths,skipped_layers\nx,\"[8]\",\"[]\"\n").unwrap();
+    fails_cleanly(&["plan", "--model", &m, "--import", bad_csv.to_str().unwrap()], "but the model has 2 layers");
+    let c = ok(&["consistency", "--model", &m, "--data", t]);
+    assert!(c.contains("100.00%"), "xl agrees with itself: {c}");
+    let greedy = ok(&["generate", "--model", &m, "--temperature", "0", "--max-tokens", "20", "--prompt", "ab"]);
+    let spec = ok(&["generate", "--model", &m, "--draft", "s", "--k", "3", "--max-tokens", "20", "--prompt", "ab", "--temperature", "0"]);
+    assert_eq!(greedy, spec, "speculative output must equal greedy xl output");
+    let trace = dir.join("trace.csv");
+    ok(&["generate", "--model", &m, "--target-tps", "1000000", "--max-tokens", "10", "--trace", trace.to_str().unwrap()]);
+    let csv = std::fs::read_to_string(&trace).unwrap();
+    assert_eq!(csv.lines().count(), 11, "{csv}");
+    assert!(csv.lines().last().unwrap().contains(",s,"), "an impossible target ends on the smallest rung: {csv}");
+}

@@ -382,6 +382,9 @@ fn export(w: &ModelWeights, path: &Path, cfg: &TrainConfig, s: &TrainSummary) ->
     Ok(())
 }
 
+/// Width, loss curve and accuracy curve of one granularity.
+type EvalCurves = (usize, Vec<(f64, f64)>, Vec<(f64, f64)>);
+
 /// Redraw `loss.png` (training loss per granularity, smoothed) and `eval.png` (evaluation loss and
 /// accuracy per granularity) of a run directory from its CSV logs.
 pub fn plot_run(dir: &Path, name: &str) -> Result<()> {
@@ -397,7 +400,7 @@ pub fn plot_run(dir: &Path, name: &str) -> Result<()> {
         .collect();
     line_plot(&dir.join("loss.png"), &format!("{name}: training loss"), "step", "loss (EMA)", &series)?;
     let text = std::fs::read_to_string(dir.join("eval.csv"))?;
-    let mut by: BTreeMap<String, (usize, Vec<(f64, f64)>, Vec<(f64, f64)>)> = BTreeMap::new();
+    let mut by: BTreeMap<String, EvalCurves> = BTreeMap::new();
     for l in text.lines().skip(1) {
         let c: Vec<&str> = l.split(',').collect();
         if c.len() < 6 {
@@ -411,7 +414,7 @@ pub fn plot_run(dir: &Path, name: &str) -> Result<()> {
         e.1.push((step, loss));
         e.2.push((step, acc));
     }
-    let mut grans: Vec<(String, (usize, Vec<(f64, f64)>, Vec<(f64, f64)>))> = by.into_iter().collect();
+    let mut grans: Vec<(String, EvalCurves)> = by.into_iter().collect();
     grans.sort_by_key(|g| g.1 .0);
     let loss: Vec<Series> = grans.iter().map(|(n, g)| Series { label: n.clone(), points: g.1.clone() }).collect();
     let acc: Vec<Series> = grans.iter().map(|(n, g)| Series { label: n.clone(), points: g.2.clone() }).collect();

@@ -422,7 +422,7 @@ mod x86 {
         m
     }
 
-    /// `y += Σ_r a[r]·w[r·stride ..][..y.len()]`, four rows per pass.
+    /// `y += Σ_r a[r]·w[r·stride ..][..y.len()]`, eight rows per pass.
     ///
     /// # Safety
     /// The CPU must support avx2, fma and f16c, and `w` must hold
@@ -432,27 +432,30 @@ mod x86 {
         let m = y.len();
         let yp = y.as_mut_ptr();
         let mut r = 0;
-        while r + 4 <= a.len() {
-            let rows = [0, 1, 2, 3].map(|u| w.as_ptr().add((r + u) * stride));
-            let av = [0, 1, 2, 3].map(|u| _mm256_set1_ps(a[r + u]));
+        // Eight rows per pass over y, in two independent FMA chains.
+        while r + 8 <= a.len() {
+            let rows: [*const T; 8] = std::array::from_fn(|u| w.as_ptr().add((r + u) * stride));
+            let av: [__m256; 8] = std::array::from_fn(|u| _mm256_set1_ps(a[r + u]));
             let mut c = 0;
             while c + 8 <= m {
-                let mut s = _mm256_loadu_ps(yp.add(c));
-                for u in 0..4 {
-                    s = _mm256_fmadd_ps(av[u], T::load8(rows[u].add(c)), s);
+                let mut s0 = _mm256_fmadd_ps(av[0], T::load8(rows[0].add(c)), _mm256_loadu_ps(yp.add(c)));
+                let mut s1 = _mm256_mul_ps(av[1], T::load8(rows[1].add(c)));
+                for u in 1..4 {
+                    s0 = _mm256_fmadd_ps(av[2 * u], T::load8(rows[2 * u].add(c)), s0);
+                    s1 = _mm256_fmadd_ps(av[2 * u + 1], T::load8(rows[2 * u + 1].add(c)), s1);
                 }
-                _mm256_storeu_ps(yp.add(c), s);
+                _mm256_storeu_ps(yp.add(c), _mm256_add_ps(s0, s1));
                 c += 8;
             }
             while c < m {
                 let mut s = *yp.add(c);
-                for u in 0..4 {
+                for u in 0..8 {
                     s = a[r + u].mul_add((*rows[u].add(c)).widen1(), s);
                 }
                 *yp.add(c) = s;
                 c += 1;
             }
-            r += 4;
+            r += 8;
         }
         while r < a.len() {
             let row = w.as_ptr().add(r * stride);
@@ -516,7 +519,7 @@ mod tests {
             f16_to_f32_slice(&h, &mut h32);
             assert!(h32.iter().zip(&h).all(|(x, y)| *x == y.to_f32()));
         }
-        for rows in [1, 3, 4, 5, 9] {
+        for rows in [1, 3, 4, 5, 8, 9, 19] {
             for m in [1, 7, 8, 17, 40] {
                 let a = uniform(&mut r, rows);
                 let w = uniform(&mut r, rows * m);
