@@ -3,12 +3,12 @@
 //!
 //! Three layers, each in its own module:
 //!
-//! - [`reference`]: plain single-threaded loops that are obviously correct,
+//! - [`reference`](mod@reference): plain single-threaded loops that are obviously correct,
 //!   accumulating in `f64`. This is the oracle every other implementation (the
 //!   fast CPU path, the WGSL kernels) is tested against.
 //! - [`fast`]: the multithreaded fast path (rayon, the `gemm` crate for matrix
 //!   products, hand-written SIMD matrix-vector kernels for `n == 1` decode).
-//!   Same signatures as [`reference`].
+//!   Same signatures as [`reference`](mod@reference).
 //! - [`backward`]: hand-written backward passes (`<op>_backward`), `f32` only.
 //!
 //! # Conventions

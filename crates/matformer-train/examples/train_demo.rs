@@ -62,7 +62,10 @@ fn main() -> Result<()> {
         cfg.name, s.start_step, s.end_step, s.seconds, s.items_per_s, s.total_seconds
     );
     for e in &s.final_eval {
-        println!("  {:>4} width {:>5} params {:>9} loss {:.4} acc {:.4}", e.name, e.width, e.params, e.loss, e.accuracy);
+        println!(
+            "  {:>4} width {:>5} params {:>9} loss {:.4} acc {:.4}",
+            e.name, e.width, e.params, e.loss, e.accuracy
+        );
     }
     Ok(())
 }

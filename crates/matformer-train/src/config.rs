@@ -186,11 +186,15 @@ impl TrainConfig {
         );
         match &self.task {
             Task::Shakespeare { seq_len, .. } => {
-                anyhow::ensure!(m.is_lm() && m.n_outputs() >= 256, "the Shakespeare task needs a MatLM with vocab_size >= 256");
+                anyhow::ensure!(
+                    m.is_lm() && m.n_outputs() >= 256,
+                    "the Shakespeare task needs a MatLM with vocab_size >= 256"
+                );
                 anyhow::ensure!(*seq_len > 0 && *seq_len <= m.max_seq_len(), "seq_len must be in 1..=max_seq_len");
             }
             Task::FashionMnist { .. } => {
-                let ok = matches!(m.family, matformer_graph::Family::Vit { image_size: 28, channels: 1, n_classes: 10, .. });
+                let ok =
+                    matches!(m.family, matformer_graph::Family::Vit { image_size: 28, channels: 1, n_classes: 10, .. });
                 anyhow::ensure!(ok, "the Fashion-MNIST task needs a MatViT with image_size 28, 1 channel, 10 classes");
             }
         }

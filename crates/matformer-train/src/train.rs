@@ -95,7 +95,12 @@ impl Data {
                     let images = dir.join(format!("{split}-images-idx3-ubyte.gz"));
                     idx::load_idx(&images, &idx::labels_path_for(&images)).map_err(|e| anyhow!(e))
                 };
-                Data::Images { train: load("train")?, test: load("t10k")?, aug: *augment, sampler: ImageSampler::default() }
+                Data::Images {
+                    train: load("train")?,
+                    test: load("t10k")?,
+                    aug: *augment,
+                    sampler: ImageSampler::default(),
+                }
             }
         })
     }
@@ -275,7 +280,8 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> Result<TrainSummary> {
         if cfg.eval_every > 0 && st.step % cfg.eval_every == 0 && st.step < cfg.steps {
             let ev = evaluate(&st.weights, &subs, &periodic);
             write_eval(&mut eval_csv, st.step, &ev)?;
-            let line = ev.iter().map(|e| format!("{} {:.4}/{:.3}", e.name, e.loss, e.accuracy)).collect::<Vec<_>>().join(" ");
+            let line =
+                ev.iter().map(|e| format!("{} {:.4}/{:.3}", e.name, e.loss, e.accuracy)).collect::<Vec<_>>().join(" ");
             bar.println(format!("eval @ {}: loss/acc {line}", st.step));
             if progress && !tty {
                 eprintln!("eval @ {}: loss/acc {line}", st.step);
@@ -406,7 +412,8 @@ pub fn plot_run(dir: &Path, name: &str) -> Result<()> {
         if c.len() < 6 {
             continue;
         }
-        let (Ok(step), Ok(width), Ok(loss), Ok(acc)) = (c[0].parse::<f64>(), c[2].parse::<usize>(), c[4].parse(), c[5].parse())
+        let (Ok(step), Ok(width), Ok(loss), Ok(acc)) =
+            (c[0].parse::<f64>(), c[2].parse::<usize>(), c[4].parse(), c[5].parse())
         else {
             continue;
         };

@@ -95,7 +95,8 @@ fn short_run_lowers_the_loss_and_writes_logs() {
     assert!(last < first - 1.0, "loss did not drop: {first:.3} -> {last:.3}");
     assert_eq!(s.final_eval.len(), 4);
     assert!(s.final_eval.iter().all(|e| e.loss.is_finite() && e.loss < 4.5), "{:?}", s.final_eval);
-    for f in ["train.csv", "eval.csv", "loss.png", "eval_loss.png", "config.json", "summary.json", "state.safetensors"] {
+    for f in ["train.csv", "eval.csv", "loss.png", "eval_loss.png", "config.json", "summary.json", "state.safetensors"]
+    {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
     let exported = matformer_graph::checkpoint::load(&dir.join("model.safetensors")).unwrap();

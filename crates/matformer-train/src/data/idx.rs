@@ -75,7 +75,8 @@ fn parse_idx<'a>(bytes: &'a [u8], want_dims: usize, path: &Path) -> Result<(Vec<
 
 /// The labels file that goes with an images file (`...-images-idx3-ubyte[.gz]` → `...-labels-idx1-ubyte[.gz]`).
 pub fn labels_path_for(images: &Path) -> PathBuf {
-    let name = images.file_name().map(|n| n.to_string_lossy().replace("images-idx3", "labels-idx1")).unwrap_or_default();
+    let name =
+        images.file_name().map(|n| n.to_string_lossy().replace("images-idx3", "labels-idx1")).unwrap_or_default();
     images.with_file_name(name)
 }
 
@@ -83,10 +84,7 @@ pub fn labels_path_for(images: &Path) -> PathBuf {
 pub fn load_idx(images: &Path, labels: &Path) -> Result<ImageSet, String> {
     let missing = |p: &Path| {
         if p.starts_with(FASHION_MNIST_DIR) {
-            format!(
-                "{} not found: install Fashion-MNIST with `apt-get install -y dataset-fashion-mnist`",
-                p.display()
-            )
+            format!("{} not found: install Fashion-MNIST with `apt-get install -y dataset-fashion-mnist`", p.display())
         } else {
             format!("{} not found", p.display())
         }
@@ -102,7 +100,13 @@ pub fn load_idx(images: &Path, labels: &Path) -> Result<ImageSet, String> {
     let (idims, ipix) = parse_idx(&ib, 3, images)?;
     let (ldims, lab) = parse_idx(&lb, 1, labels)?;
     if idims[0] != ldims[0] {
-        return Err(format!("{} has {} images but {} has {} labels", images.display(), idims[0], labels.display(), ldims[0]));
+        return Err(format!(
+            "{} has {} images but {} has {} labels",
+            images.display(),
+            idims[0],
+            labels.display(),
+            ldims[0]
+        ));
     }
     Ok(ImageSet {
         pixels: ipix.iter().map(|&p| p as f32 / 255.0).collect(),

@@ -103,12 +103,8 @@ mod tests {
         s.sort();
         assert_eq!(s, (0..100).collect::<Vec<u32>>());
         assert_ne!(o, epoch_order(3, 2, 100));
-        let set = ImageSet {
-            pixels: (0..10 * 16).map(|i| i as f32).collect(),
-            labels: (0..10).collect(),
-            rows: 4,
-            cols: 4,
-        };
+        let set =
+            ImageSet { pixels: (0..10 * 16).map(|i| i as f32).collect(), labels: (0..10).collect(), rows: 4, cols: 4 };
         let aug = Some(Augment { max_shift: 1, hflip: true });
         let a = ImageSampler::default().batch(&set, 1, 7, 4, aug);
         let mut warm = ImageSampler::default();

@@ -33,9 +33,12 @@ pub struct TextData {
 impl TextData {
     /// Load every `*.txt` under `dir` (sorted by name) and split off [`VALIDATION_PLAYS`].
     pub fn load(dir: &Path) -> Result<Self, String> {
-        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e} (the Shakespeare text directory)", dir.display()))?;
-        let mut files: Vec<PathBuf> =
-            entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "txt")).collect();
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| format!("{}: {e} (the Shakespeare text directory)", dir.display()))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+            .collect();
         files.sort();
         let mut d = TextData { train: Vec::new(), val: Vec::new(), train_plays: Vec::new(), val_plays: Vec::new() };
         for f in files {

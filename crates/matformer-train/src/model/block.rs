@@ -235,17 +235,7 @@ pub fn block_backward(
     );
     // Attention output projection.
     let datt = zeroed(&mut s.datt, n * qd);
-    linear_backward(
-        dx,
-        &a.att,
-        fs(&layer.o.weight),
-        Some(datt),
-        fsm(&mut g.o.weight),
-        obm(&mut g.o.bias),
-        n,
-        qd,
-        d,
-    );
+    linear_backward(dx, &a.att, fs(&layer.o.weight), Some(datt), fsm(&mut g.o.weight), obm(&mut g.o.bias), n, qd, d);
     let (dq, dk, dv) = (zeroed(&mut s.dq, n * qd), zeroed(&mut s.dk, n * kvd), zeroed(&mut s.dv, n * kvd));
     attention_backward(&s.datt, &a.q, &a.k, &a.v, &a.probs, dq, dk, dv, ctx.attn_dims());
     if let Some((cos, sin)) = ctx.rope {
@@ -253,7 +243,9 @@ pub fn block_backward(
         rope_backward(dk, ctx.seq, cfg.n_kv_heads, hd, cos, sin);
     }
     let dln = zeroed(&mut s.dln, n * d);
-    for (dy, lw, lg, m) in [(&*dq, &layer.q, &mut g.q, qd), (&*dk, &layer.k, &mut g.k, kvd), (&*dv, &layer.v, &mut g.v, kvd)] {
+    for (dy, lw, lg, m) in
+        [(&*dq, &layer.q, &mut g.q, qd), (&*dk, &layer.k, &mut g.k, kvd), (&*dv, &layer.v, &mut g.v, kvd)]
+    {
         linear_backward(dy, &a.ln1, fs(&lw.weight), Some(dln), fsm(&mut lg.weight), obm(&mut lg.bias), n, d, m);
     }
     norm_backward(

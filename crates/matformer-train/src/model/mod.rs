@@ -6,14 +6,14 @@ pub mod params;
 
 use matformer_graph::{Embeddings, Family, ModelWeights, Position, Submodel};
 
-use block::{block_backward, block_forward, norm_params, sized, zeroed, BlockActs, BlockCtx, BlockScratch};
-use params::{fs, fsm, ob, obm};
 use crate::ops::embed::{embedding_backward, embedding_forward};
 use crate::ops::loss::{cross_entropy, CeStats};
 use crate::ops::matmul::{linear_backward, matmul_nt};
 use crate::ops::norm::{norm_backward, norm_forward};
 use crate::ops::rope::rope_table;
 use crate::ops::{add_bias, colsum_accumulate};
+use block::{block_backward, block_forward, norm_params, sized, zeroed, BlockActs, BlockCtx, BlockScratch};
+use params::{fs, fsm, ob, obm};
 
 /// One training or evaluation batch.
 #[derive(Clone, Debug, PartialEq)]

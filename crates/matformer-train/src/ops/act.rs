@@ -86,19 +86,15 @@ pub fn swiglu_forward(gate: &[f32], up: &[f32], out: &mut [f32]) {
 pub fn swiglu_backward(dout: &[f32], gate: &[f32], up: &[f32], dgate: &mut [f32], dup: &mut [f32]) {
     let n = dout.len();
     assert!(gate.len() == n && up.len() == n && dgate.len() == n && dup.len() == n, "swiglu_backward: lengths differ");
-    dgate
-        .par_chunks_mut(ELEM_CHUNK)
-        .zip(dup.par_chunks_mut(ELEM_CHUNK))
-        .enumerate()
-        .for_each(|(c, (dg, du))| {
-            let o = c * ELEM_CHUNK;
-            for i in 0..dg.len() {
-                let (g, u, d) = (gate[o + i], up[o + i], dout[o + i]);
-                let s = sigmoid(g);
-                dg[i] += d * u * s * (1.0 + g * (1.0 - s));
-                du[i] += d * g * s;
-            }
-        });
+    dgate.par_chunks_mut(ELEM_CHUNK).zip(dup.par_chunks_mut(ELEM_CHUNK)).enumerate().for_each(|(c, (dg, du))| {
+        let o = c * ELEM_CHUNK;
+        for i in 0..dg.len() {
+            let (g, u, d) = (gate[o + i], up[o + i], dout[o + i]);
+            let s = sigmoid(g);
+            dg[i] += d * u * s * (1.0 + g * (1.0 - s));
+            du[i] += d * g * s;
+        }
+    });
 }
 
 #[cfg(test)]

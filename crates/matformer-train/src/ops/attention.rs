@@ -123,11 +123,8 @@ pub fn attention_backward(
     let (qs, kvs) = (h * hd, kvh * hd);
     let group = h / kvh;
     let scale = 1.0 / (hd as f32).sqrt();
-    dq.par_chunks_mut(t * qs)
-        .zip(dk.par_chunks_mut(t * kvs))
-        .zip(dv.par_chunks_mut(t * kvs))
-        .enumerate()
-        .for_each(|(b, ((dqb, dkb), dvb))| {
+    dq.par_chunks_mut(t * qs).zip(dk.par_chunks_mut(t * kvs)).zip(dv.par_chunks_mut(t * kvs)).enumerate().for_each(
+        |(b, ((dqb, dkb), dvb))| {
             let qb = &q[b * t * qs..][..t * qs];
             let kb = &k[b * t * kvs..][..t * kvs];
             let vb = &v[b * t * kvs..][..t * kvs];
@@ -198,5 +195,6 @@ pub fn attention_backward(
                     );
                 }
             }
-        });
+        },
+    );
 }

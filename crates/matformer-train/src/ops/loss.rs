@@ -15,7 +15,13 @@ pub struct CeStats {
 
 /// Cross-entropy of `logits [n, v]` against `targets`; when `dlogits` is given, writes
 /// `(softmax − onehot) · grad_scale` into it (e.g. `grad_scale = 1/n` for a mean loss).
-pub fn cross_entropy(logits: &[f32], targets: &[u32], n: usize, v: usize, dlogits: Option<(&mut [f32], f32)>) -> CeStats {
+pub fn cross_entropy(
+    logits: &[f32],
+    targets: &[u32],
+    n: usize,
+    v: usize,
+    dlogits: Option<(&mut [f32], f32)>,
+) -> CeStats {
     assert_eq!(logits.len(), n * v, "cross_entropy: logits have the wrong length");
     assert_eq!(targets.len(), n, "cross_entropy: targets have the wrong length");
     let row = |i: usize, lr: &[f32], d: Option<&mut [f32]>, scale: f32| -> (f64, bool) {
@@ -63,5 +69,7 @@ pub fn cross_entropy(logits: &[f32], targets: &[u32], n: usize, v: usize, dlogit
             })
             .collect(),
     };
-    parts.iter().fold(CeStats::default(), |a, p| CeStats { loss_sum: a.loss_sum + p.loss_sum, correct: a.correct + p.correct })
+    parts
+        .iter()
+        .fold(CeStats::default(), |a, p| CeStats { loss_sum: a.loss_sum + p.loss_sum, correct: a.correct + p.correct })
 }

@@ -23,7 +23,16 @@ pub enum NormParams<'a> {
 
 /// Normalize `n` rows of `x [n,d]` into `y`, saving each row's mean (0 for RMSNorm) and reciprocal std.
 #[allow(clippy::too_many_arguments)]
-pub fn norm_forward(p: NormParams<'_>, x: &[f32], y: &mut [f32], mean: &mut [f32], rstd: &mut [f32], n: usize, d: usize, eps: f32) {
+pub fn norm_forward(
+    p: NormParams<'_>,
+    x: &[f32],
+    y: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+    n: usize,
+    d: usize,
+    eps: f32,
+) {
     assert_eq!(x.len(), n * d, "norm: x has the wrong length");
     assert_eq!(y.len(), n * d, "norm: y has the wrong length");
     assert!(mean.len() == n && rstd.len() == n, "norm: stats have the wrong length");
