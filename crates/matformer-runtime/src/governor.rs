@@ -122,16 +122,17 @@ pub fn generate_governed(
         if exec.cached_len() + input.len() > max_seq {
             return Ok((Generation { tokens: out, stop: StopReason::ContextFull }, trace));
         }
-        let rung = governor.current().clone();
+        // Switching is choosing a rung by index: no copy of the submodel, no allocation.
+        let level = governor.level();
         let start = Instant::now();
-        let logits = exec.forward(&input, &rung.submodel, Logits::Last)?;
+        let logits = exec.forward(&input, &governor.ladder[level].submodel, Logits::Last)?;
         let next = sampler.sample(&logits);
         let secs = start.elapsed().as_secs_f64();
         // The prefill's cost depends on the prompt length; only decode steps teach the governor.
         if !trace.is_empty() {
             governor.observe(secs);
         }
-        let t = StepTrace { step: trace.len(), submodel: rung.name, secs };
+        let t = StepTrace { step: trace.len(), submodel: governor.ladder[level].name.clone(), secs };
         on_token(next, &t);
         trace.push(t);
         out.push(next);
