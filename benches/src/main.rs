@@ -2,8 +2,13 @@
 //!
 //! Usage: `matformer-bench [--quick] [--out results.json] [--torch torch.json]`
 
+mod alloc_count;
 mod cpu;
+mod elastic;
 mod report;
+
+#[global_allocator]
+static ALLOC: alloc_count::Counting = alloc_count::Counting;
 
 use std::path::PathBuf;
 
@@ -29,7 +34,9 @@ fn main() -> Result<()> {
         None => None,
     };
     let results = cpu::run(quick)?;
-    let mut json = serde_json::json!({ "cpu": results, "threads": rayon::current_num_threads(), "quick": quick });
+    let elastic = elastic::run(quick)?;
+    let mut json = serde_json::json!({ "cpu": results, "elastic": elastic, "threads": rayon::current_num_threads(),
+        "quick": quick });
     if let Some(t) = &torch_json {
         json["torch"] = t.clone();
     }

@@ -53,6 +53,7 @@ pub fn print(j: &Value) {
             100.0 * f(&r["roofline_fraction"])
         );
     }
+    print_elastic(&j["elastic"]);
     if let Some(models) = j["torch"]["hf_decode"]["models"].as_array() {
         println!("\nPyTorch {} / transformers eager decode, same shapes:", j["torch"]["torch_version"]);
         for m in models {
@@ -60,5 +61,50 @@ pub fn print(j: &Value) {
         }
     } else {
         println!("\n(PyTorch comparison not run: create .venv-ref as scripts/README.md says)");
+    }
+}
+
+fn print_elastic(e: &Value) {
+    println!("\n== Elastic inference on {} ==", e["model"].as_str().unwrap_or("?"));
+    let s = &e["speculative"];
+    println!("self-speculative decoding (xl greedy {:.1} tokens/s):", f(&s["xl_tokens_per_s"]));
+    for r in s["rows"].as_array().into_iter().flatten() {
+        println!(
+            "  draft {:<2} k={}: acceptance {:5.1}%  speedup {:.2}x  identical output: {}",
+            r["draft"].as_str().unwrap_or(""),
+            r["k"],
+            100.0 * f(&r["acceptance"]),
+            f(&r["speedup"]),
+            r["identical"]
+        );
+    }
+    let w = &e["switch"];
+    println!("submodel switch: {:.1} ns, {} allocations over {} switches", f(&w["ns_per_switch"]), w["allocations"], w["iterations"]);
+    println!("planner (params budget -> best Mix'n'Match spec by validation loss, vs nearest named granularity):");
+    for r in e["planner"].as_array().into_iter().flatten() {
+        println!(
+            "  <= {:>9}: {:<28} {:>9} params loss {:.4}  (named {} loss {})  {:.2} ms/token",
+            r["budget_params"],
+            r["spec"].as_str().unwrap_or(""),
+            r["params"],
+            f(&r["loss"]),
+            r["named"].as_str().unwrap_or("-"),
+            r["named_loss"].as_f64().map_or("-".into(), |l| format!("{l:.4}")),
+            f(&r["ms_per_token"])
+        );
+    }
+    let g = &e["governor"];
+    let trace = g["trace"].as_array().cloned().unwrap_or_default();
+    let (a, b) = (g["load_steps"][0].as_u64().unwrap_or(0) as usize, g["load_steps"][1].as_u64().unwrap_or(0) as usize);
+    println!("governor: target {:.1} tokens/s (xl idle {:.1}); load from step {a} to {b}", f(&g["target_tps"]), f(&g["xl_idle_tps"]));
+    for (name, lo, hi) in [("before", 1, a), ("load", a, b), ("after", b, trace.len())] {
+        let part = &trace[lo.min(trace.len())..hi.min(trace.len())];
+        if part.is_empty() {
+            continue;
+        }
+        let ms: f64 = part.iter().map(|t| f(&t["ms"])).sum();
+        let mut names: Vec<&str> = part.iter().filter_map(|t| t["submodel"].as_str()).collect();
+        names.dedup();
+        println!("  {name:<6}: {:7.1} tokens/s, submodels {}", part.len() as f64 * 1e3 / ms, names.join(">"));
     }
 }

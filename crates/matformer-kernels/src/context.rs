@@ -303,6 +303,13 @@ impl GpuContext {
         self.epoch.load(Ordering::Acquire)
     }
 
+    /// Starts a new submission epoch without submitting: call it after
+    /// dropping a partly recorded encoder, so its op instances may be recorded
+    /// again with other parameters.
+    pub fn discard_recording(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Blocks until all submitted work has finished.
     pub fn wait(&self) -> Result<()> {
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| KernelError::Readback(e.to_string()))?;

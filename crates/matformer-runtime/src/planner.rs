@@ -107,8 +107,12 @@ pub fn plan(
     }
     rows.sort_by(|a, b| b.params.cmp(&a.params).then(a.flops.cmp(&b.flops)));
     if let Some(score) = score.as_mut() {
-        for r in rows.iter_mut().take(max_scored.max(1)) {
-            r.loss = Some(score(&r.submodel)?);
+        // Always score the largest feasible named granularity too, so the pick is never worse than it.
+        let named = rows.iter().position(|r| cfg.granularity(&r.name).is_some());
+        for (i, r) in rows.iter_mut().enumerate() {
+            if i < max_scored.max(1) || Some(i) == named {
+                r.loss = Some(score(&r.submodel)?);
+            }
         }
         let best = rows
             .iter()
@@ -144,7 +148,7 @@ mod tests {
             Ok(s.widths.iter().sum::<usize>() as f64) // prefer narrow: checks ranking uses the score
         };
         let (best, _) = plan(&cfg, Budget::Params(full), None, Some(&mut score), 3).unwrap();
-        assert_eq!(calls, 3);
+        assert_eq!(calls, 4, "the top 3 plus the largest feasible named granularity");
         assert_ne!(best.name, "xl");
     }
 }

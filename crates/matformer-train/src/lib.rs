@@ -1,8 +1,7 @@
 //! matformer-train: joint nested MatFormer training on the CPU.
 //!
-//! - [`ops`]: training kernels with hand-written `<op>_backward` passes;
 //! - [`model`]: forward (keeping activations) and backward of MatLM (GPT-2 and Llama style) and MatViT,
-//!   for any submodel;
+//!   for any submodel, on `matformer_cpu`'s `fast` forward kernels and hand-written `backward` ops;
 //! - [`optim`]: AdamW, warmup + cosine schedule, global-norm clipping;
 //! - [`data`]: byte-level Shakespeare and Fashion-MNIST with seeded, counter-based data order;
 //! - [`state`]: atomic, resumable checkpoints (a resumed run is bit-identical to an uninterrupted one);
@@ -12,7 +11,6 @@ pub mod config;
 pub mod data;
 pub mod log;
 pub mod model;
-pub mod ops;
 pub mod optim;
 pub mod rng;
 pub mod state;

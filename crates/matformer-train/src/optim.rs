@@ -6,7 +6,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::model::params::{decays, fs, fsm, tensors_mut, zeros_like};
-use crate::ops::ELEM_CHUNK;
+/// Elements per parallel task (fixed, so results do not depend on the thread count).
+const ELEM_CHUNK: usize = 1 << 14;
 
 /// Optimizer hyper-parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

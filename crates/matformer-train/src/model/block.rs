@@ -1,15 +1,11 @@
-//! One pre-norm transformer block: forward with saved activations, and its backward pass.
-//! The FFN uses only the first `width` neurons (rows of the neuron-major `up`, `gate`, `down_t`).
+//! One pre-norm transformer block on top of `matformer_cpu`: the forward pass (the runtime's `fast`
+//! kernels) keeps the activations its backward pass (`matformer_cpu::backward`) needs. The FFN uses only
+//! the first `width` neurons (rows of the neuron-major `up`, `gate`, `down_t`).
 
-use matformer_graph::{FfnKind, Layer, ModelConfig, NormKind};
+use matformer_cpu::{backward as bw, fast};
+use matformer_graph::{FfnKind, Layer, Linear, ModelConfig, Norm, NormKind};
 
 use super::params::{fs, fsm, ob, obm};
-use crate::ops::act::{act_backward, act_forward, swiglu_backward, swiglu_forward, Activation};
-use crate::ops::attention::{attention_backward, attention_forward, AttnDims};
-use crate::ops::matmul::{linear_backward, matmul_nn, matmul_nt, matmul_tn};
-use crate::ops::norm::{norm_backward, norm_forward, NormParams};
-use crate::ops::rope::{rope_backward, rope_forward};
-use crate::ops::{add_bias, add_inplace, colsum_accumulate};
 
 /// Shapes and options shared by every block of one forward pass.
 #[derive(Clone, Copy)]
@@ -22,49 +18,35 @@ pub struct BlockCtx<'a> {
     pub seq: usize,
     /// Causal attention (MatLM) or full (MatViT).
     pub causal: bool,
-    /// RoPE `(cos, sin)` tables `[seq, head_dim/2]`, when the model rotates queries and keys.
-    pub rope: Option<(&'a [f32], &'a [f32])>,
+    /// RoPE theta and the position of every row (`r % seq`), when the model rotates queries and keys.
+    pub rope: Option<(f32, &'a [usize])>,
 }
 
 impl BlockCtx<'_> {
     fn rows(&self) -> usize {
         self.batch * self.seq
     }
-    fn attn_dims(&self) -> AttnDims {
-        AttnDims {
-            batch: self.batch,
-            seq: self.seq,
-            n_heads: self.cfg.n_heads,
-            n_kv_heads: self.cfg.n_kv_heads,
-            head_dim: self.cfg.head_dim(),
-            causal: self.causal,
-        }
-    }
 }
 
-/// Activations one block keeps for its backward pass.
+/// Activations one block keeps for its backward pass (norm statistics and attention probabilities are
+/// recomputed by the backward kernels).
 #[derive(Default)]
 pub struct BlockActs {
     x_in: Vec<f32>,
     ln1: Vec<f32>,
-    mean1: Vec<f32>,
-    rstd1: Vec<f32>,
     q: Vec<f32>,
     k: Vec<f32>,
     v: Vec<f32>,
-    probs: Vec<f32>,
     att: Vec<f32>,
     x_mid: Vec<f32>,
     ln2: Vec<f32>,
-    mean2: Vec<f32>,
-    rstd2: Vec<f32>,
     up: Vec<f32>,
     gate: Vec<f32>,
     act: Vec<f32>,
     width: usize,
 }
 
-/// Scratch buffers of the backward pass, shared by all blocks.
+/// Scratch buffers shared by all blocks.
 #[derive(Default)]
 pub struct BlockScratch {
     dln: Vec<f32>,
@@ -77,7 +59,7 @@ pub struct BlockScratch {
     dgate: Vec<f32>,
 }
 
-/// Resize to `n` elements (contents unspecified unless zeroed by the caller).
+/// Resize to `n` elements (contents unspecified: the caller overwrites them).
 pub(crate) fn sized(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
     buf.resize(n, 0.0);
     &mut buf[..n]
@@ -90,88 +72,82 @@ pub(crate) fn zeroed(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
     &mut buf[..]
 }
 
-pub(crate) fn norm_params(kind: NormKind, w: &matformer_graph::Norm) -> NormParams<'_> {
+/// `y = norm(x)` (LayerNorm with its shift, or RMSNorm).
+pub(crate) fn norm_fwd(kind: NormKind, p: &Norm, x: &[f32], y: &mut [f32], n: usize, d: usize, eps: f32) {
     match kind {
-        NormKind::LayerNorm => NormParams::Layer { gamma: fs(&w.weight), beta: ob(&w.bias) },
-        NormKind::RmsNorm => NormParams::Rms { gamma: fs(&w.weight) },
+        NormKind::LayerNorm => fast::layernorm(x, fs(&p.weight), ob(&p.bias), y, n, d, eps),
+        NormKind::RmsNorm => fast::rmsnorm(x, fs(&p.weight), y, n, d, eps),
     }
 }
 
-fn linear_fwd(x: &[f32], w: &matformer_graph::Linear, rows: usize, y: &mut [f32], n: usize, k: usize) {
-    matmul_nt(x, &fs(&w.weight)[..rows * k], y, n, k, rows, false);
-    if let Some(b) = ob(&w.bias) {
-        add_bias(y, &b[..rows], n, rows);
+/// Backward of [`norm_fwd`]: `dx += …`, parameter gradients into `g`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn norm_bwd(kind: NormKind, p: &Norm, g: &mut Norm, dy: &[f32], x: &[f32], dx: &mut [f32], n: usize, d: usize, eps: f32) {
+    match kind {
+        NormKind::LayerNorm => {
+            bw::layernorm_backward(dy, x, fs(&p.weight), dx, fsm(&mut g.weight), obm(&mut g.bias), n, d, eps)
+        }
+        NormKind::RmsNorm => bw::rmsnorm_backward(dy, x, fs(&p.weight), dx, fsm(&mut g.weight), n, d, eps),
     }
+}
+
+/// `y = x · W[:rows]ᵀ + b[:rows]`.
+fn linear_fwd(x: &[f32], w: &Linear, rows: usize, y: &mut [f32], n: usize, k: usize) {
+    fast::matmul_nt(x, &fs(&w.weight)[..rows * k], ob(&w.bias).map(|b| &b[..rows]), y, n, k, rows);
 }
 
 /// Forward one block in place on the residual stream `x [B·T, d]`, saving activations into `a`.
 pub fn block_forward(ctx: BlockCtx<'_>, layer: &Layer, width: usize, x: &mut [f32], a: &mut BlockActs) {
     let cfg = ctx.cfg;
-    let (n, d, hd) = (ctx.rows(), cfg.d_model, cfg.head_dim());
+    let (n, d, hd, t) = (ctx.rows(), cfg.d_model, cfg.head_dim(), ctx.seq);
     let (qd, kvd) = (cfg.n_heads * hd, cfg.n_kv_heads * hd);
     a.width = width;
     a.x_in.clear();
     a.x_in.extend_from_slice(x);
     // Attention.
-    norm_forward(
-        norm_params(cfg.norm, &layer.attn_norm),
-        x,
-        sized(&mut a.ln1, n * d),
-        sized(&mut a.mean1, n),
-        sized(&mut a.rstd1, n),
-        n,
-        d,
-        cfg.norm_eps,
-    );
+    norm_fwd(cfg.norm, &layer.attn_norm, x, sized(&mut a.ln1, n * d), n, d, cfg.norm_eps);
     linear_fwd(&a.ln1, &layer.q, qd, sized(&mut a.q, n * qd), n, d);
     linear_fwd(&a.ln1, &layer.k, kvd, sized(&mut a.k, n * kvd), n, d);
     linear_fwd(&a.ln1, &layer.v, kvd, sized(&mut a.v, n * kvd), n, d);
-    if let Some((cos, sin)) = ctx.rope {
-        rope_forward(&mut a.q, ctx.seq, cfg.n_heads, hd, cos, sin);
-        rope_forward(&mut a.k, ctx.seq, cfg.n_kv_heads, hd, cos, sin);
+    if let Some((theta, pos)) = ctx.rope {
+        fast::rope(&mut a.q, n, cfg.n_heads, hd, pos, theta);
+        fast::rope(&mut a.k, n, cfg.n_kv_heads, hd, pos, theta);
     }
-    let t = ctx.seq;
-    attention_forward(
-        &a.q,
-        &a.k,
-        &a.v,
-        sized(&mut a.att, n * qd),
-        sized(&mut a.probs, ctx.batch * cfg.n_heads * t * t),
-        ctx.attn_dims(),
-    );
-    let mut tmp = vec![0.0f32; n * d];
-    linear_fwd(&a.att, &layer.o, d, &mut tmp, n, qd);
-    add_inplace(x, &tmp);
+    let att = sized(&mut a.att, n * qd);
+    let causal = if ctx.causal { Some(0) } else { None };
+    for b in 0..ctx.batch {
+        let (qs, ks) = (b * t * qd..(b + 1) * t * qd, b * t * kvd..(b + 1) * t * kvd);
+        let (q, k, v) = (&a.q[qs.clone()], &a.k[ks.clone()], &a.v[ks]);
+        fast::attention(q, k, v, &mut att[qs], t, t, cfg.n_heads, cfg.n_kv_heads, hd, causal);
+    }
+    let tmp = sized(&mut a.up, n * d); // borrowed as scratch until the FFN overwrites it
+    linear_fwd(&a.att, &layer.o, d, tmp, n, qd);
+    fast::add_inplace(x, tmp);
     a.x_mid.clear();
     a.x_mid.extend_from_slice(x);
     // FFN over the active prefix of neurons.
-    norm_forward(
-        norm_params(cfg.norm, &layer.ffn_norm),
-        x,
-        sized(&mut a.ln2, n * d),
-        sized(&mut a.mean2, n),
-        sized(&mut a.rstd2, n),
-        n,
-        d,
-        cfg.norm_eps,
-    );
+    norm_fwd(cfg.norm, &layer.ffn_norm, x, sized(&mut a.ln2, n * d), n, d, cfg.norm_eps);
     linear_fwd(&a.ln2, &layer.up, width, sized(&mut a.up, n * width), n, d);
     let act = sized(&mut a.act, n * width);
     match cfg.ffn {
         FfnKind::SwiGlu => {
             let g = layer.gate.as_ref().expect("SwiGLU layer has a gate");
             let gate = sized(&mut a.gate, n * width);
-            matmul_nt(&a.ln2, &fs(g)[..width * d], gate, n, d, width, false);
-            swiglu_forward(gate, &a.up, act);
+            fast::matmul_nt(&a.ln2, &fs(g)[..width * d], None, gate, n, d, width);
+            fast::silu_mul(gate, &a.up, act);
         }
-        FfnKind::Gelu => act_forward(Activation::Gelu, &a.up, act),
-        FfnKind::GeluTanh => act_forward(Activation::GeluTanh, &a.up, act),
+        FfnKind::Gelu => {
+            act.copy_from_slice(&a.up);
+            fast::gelu(act);
+        }
+        FfnKind::GeluTanh => {
+            act.copy_from_slice(&a.up);
+            fast::gelu_tanh(act);
+        }
     }
-    matmul_nn(act, &fs(&layer.down_t)[..width * d], &mut tmp, n, width, d, false);
-    if let Some(b) = ob(&layer.down_bias) {
-        add_bias(&mut tmp, b, n, d);
-    }
-    add_inplace(x, &tmp);
+    let mut out = vec![0.0f32; n * d];
+    fast::matmul_nn(act, &fs(&layer.down_t)[..width * d], ob(&layer.down_bias), &mut out, n, width, d);
+    fast::add_inplace(x, &out);
 }
 
 /// Backward of [`block_forward`]: on entry `dx` holds ∂L/∂(block output), on exit ∂L/∂(block input).
@@ -185,80 +161,77 @@ pub fn block_backward(
     s: &mut BlockScratch,
 ) {
     let cfg = ctx.cfg;
-    let (n, d, hd) = (ctx.rows(), cfg.d_model, cfg.head_dim());
+    let (n, d, hd, t) = (ctx.rows(), cfg.d_model, cfg.head_dim(), ctx.seq);
     let (qd, kvd) = (cfg.n_heads * hd, cfg.n_kv_heads * hd);
     let w = a.width;
-    let ln = cfg.norm == NormKind::LayerNorm;
     // FFN down projection: y = act · down_t[:w] + b.
-    if let Some(db) = obm(&mut g.down_bias) {
-        colsum_accumulate(dx, db, n, d);
-    }
-    let dact = sized(&mut s.dact, n * w);
-    matmul_nt(dx, &fs(&layer.down_t)[..w * d], dact, n, d, w, false);
-    matmul_tn(&a.act, dx, &mut fsm(&mut g.down_t)[..w * d], n, w, d, true);
+    let dact = zeroed(&mut s.dact, n * w);
+    bw::matmul_nn_backward(
+        dx,
+        &a.act,
+        &fs(&layer.down_t)[..w * d],
+        dact,
+        &mut fsm(&mut g.down_t)[..w * d],
+        obm(&mut g.down_bias),
+        n,
+        w,
+        d,
+    );
     let dup = zeroed(&mut s.dup, n * w);
     let dln = zeroed(&mut s.dln, n * d);
     match cfg.ffn {
         FfnKind::SwiGlu => {
             let dgate = zeroed(&mut s.dgate, n * w);
-            swiglu_backward(&s.dact, &a.gate, &a.up, dgate, dup);
+            bw::silu_mul_backward(&s.dact, &a.gate, &a.up, dgate, dup);
             let gw = layer.gate.as_ref().expect("SwiGLU layer has a gate");
             let gg = g.gate.as_mut().expect("SwiGLU grads have a gate");
-            linear_backward(dgate, &a.ln2, &fs(gw)[..w * d], Some(dln), &mut fsm(gg)[..w * d], None, n, d, w);
+            bw::matmul_nt_backward(dgate, &a.ln2, &fs(gw)[..w * d], dln, &mut fsm(gg)[..w * d], None, n, d, w);
         }
-        FfnKind::Gelu => act_backward(Activation::Gelu, &s.dact, &a.up, dup),
-        FfnKind::GeluTanh => act_backward(Activation::GeluTanh, &s.dact, &a.up, dup),
+        FfnKind::Gelu => bw::gelu_backward(&s.dact, &a.up, dup),
+        FfnKind::GeluTanh => bw::gelu_tanh_backward(&s.dact, &a.up, dup),
     }
-    linear_backward(
+    bw::matmul_nt_backward(
         dup,
         &a.ln2,
         &fs(&layer.up.weight)[..w * d],
-        Some(dln),
+        dln,
         &mut fsm(&mut g.up.weight)[..w * d],
         obm(&mut g.up.bias).map(|b| &mut b[..w]),
         n,
         d,
         w,
     );
-    norm_backward(
-        ln,
-        dln,
-        &a.x_mid,
-        &a.mean2,
-        &a.rstd2,
-        fs(&layer.ffn_norm.weight),
-        dx,
-        fsm(&mut g.ffn_norm.weight),
-        obm(&mut g.ffn_norm.bias),
-        n,
-        d,
-    );
+    norm_bwd(cfg.norm, &layer.ffn_norm, &mut g.ffn_norm, dln, &a.x_mid, dx, n, d, cfg.norm_eps);
     // Attention output projection.
     let datt = zeroed(&mut s.datt, n * qd);
-    linear_backward(dx, &a.att, fs(&layer.o.weight), Some(datt), fsm(&mut g.o.weight), obm(&mut g.o.bias), n, qd, d);
+    bw::matmul_nt_backward(dx, &a.att, fs(&layer.o.weight), datt, fsm(&mut g.o.weight), obm(&mut g.o.bias), n, qd, d);
     let (dq, dk, dv) = (zeroed(&mut s.dq, n * qd), zeroed(&mut s.dk, n * kvd), zeroed(&mut s.dv, n * kvd));
-    attention_backward(&s.datt, &a.q, &a.k, &a.v, &a.probs, dq, dk, dv, ctx.attn_dims());
-    if let Some((cos, sin)) = ctx.rope {
-        rope_backward(dq, ctx.seq, cfg.n_heads, hd, cos, sin);
-        rope_backward(dk, ctx.seq, cfg.n_kv_heads, hd, cos, sin);
+    let causal = if ctx.causal { Some(0) } else { None };
+    for b in 0..ctx.batch {
+        let (qs, ks) = (b * t * qd..(b + 1) * t * qd, b * t * kvd..(b + 1) * t * kvd);
+        bw::attention_backward(
+            &s.datt[qs.clone()],
+            &a.q[qs.clone()],
+            &a.k[ks.clone()],
+            &a.v[ks.clone()],
+            &mut dq[qs],
+            &mut dk[ks.clone()],
+            &mut dv[ks],
+            t,
+            t,
+            cfg.n_heads,
+            cfg.n_kv_heads,
+            hd,
+            causal,
+        );
+    }
+    if let Some((theta, pos)) = ctx.rope {
+        bw::rope_backward(dq, n, cfg.n_heads, hd, pos, theta);
+        bw::rope_backward(dk, n, cfg.n_kv_heads, hd, pos, theta);
     }
     let dln = zeroed(&mut s.dln, n * d);
-    for (dy, lw, lg, m) in
-        [(&*dq, &layer.q, &mut g.q, qd), (&*dk, &layer.k, &mut g.k, kvd), (&*dv, &layer.v, &mut g.v, kvd)]
-    {
-        linear_backward(dy, &a.ln1, fs(&lw.weight), Some(dln), fsm(&mut lg.weight), obm(&mut lg.bias), n, d, m);
+    for (dy, lw, lg, m) in [(&*dq, &layer.q, &mut g.q, qd), (&*dk, &layer.k, &mut g.k, kvd), (&*dv, &layer.v, &mut g.v, kvd)] {
+        bw::matmul_nt_backward(dy, &a.ln1, fs(&lw.weight), dln, fsm(&mut lg.weight), obm(&mut lg.bias), n, d, m);
     }
-    norm_backward(
-        ln,
-        dln,
-        &a.x_in,
-        &a.mean1,
-        &a.rstd1,
-        fs(&layer.attn_norm.weight),
-        dx,
-        fsm(&mut g.attn_norm.weight),
-        obm(&mut g.attn_norm.bias),
-        n,
-        d,
-    );
+    norm_bwd(cfg.norm, &layer.attn_norm, &mut g.attn_norm, dln, &a.x_in, dx, n, d, cfg.norm_eps);
 }

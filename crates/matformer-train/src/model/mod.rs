@@ -6,14 +6,18 @@ pub mod params;
 
 use matformer_graph::{Embeddings, Family, ModelWeights, Position, Submodel};
 
-use crate::ops::embed::{embedding_backward, embedding_forward};
-use crate::ops::loss::{cross_entropy, CeStats};
-use crate::ops::matmul::{linear_backward, matmul_nt};
-use crate::ops::norm::{norm_backward, norm_forward};
-use crate::ops::rope::rope_table;
-use crate::ops::{add_bias, colsum_accumulate};
-use block::{block_backward, block_forward, norm_params, sized, zeroed, BlockActs, BlockCtx, BlockScratch};
+use block::{block_backward, block_forward, norm_bwd, norm_fwd, sized, zeroed, BlockActs, BlockCtx, BlockScratch};
+use matformer_cpu::{backward as bw, fast};
 use params::{fs, fsm, ob, obm};
+
+/// Loss statistics of a forward pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CeStats {
+    /// Sum of the per-row cross-entropies (nats).
+    pub loss_sum: f64,
+    /// Rows whose argmax equals the target.
+    pub correct: usize,
+}
 
 /// One training or evaluation batch.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,14 +62,13 @@ pub struct Workspace {
     x: Vec<f32>,
     xf: Vec<f32>,
     hf: Vec<f32>,
-    meanf: Vec<f32>,
-    rstdf: Vec<f32>,
     patches: Vec<f32>,
+    dpatches: Vec<f32>,
     pe: Vec<f32>,
     dlogits: Vec<f32>,
     dh: Vec<f32>,
     dxf: Vec<f32>,
-    rope: Option<(usize, Vec<f32>, Vec<f32>)>,
+    positions: Vec<usize>,
     /// Logits of the last forward pass: `[rows, n_outputs]` (every position of an LM batch, one row per image).
     pub logits: Vec<f32>,
 }
@@ -112,12 +115,9 @@ pub fn forward_backward(
     let (bsz, seq, causal) = match (batch, &w.embed) {
         (Batch::Lm { tokens, batch, seq, .. }, Embeddings::Lm { tokens: table, positions }) => {
             let x = sized(&mut ws.x, batch * seq * d);
-            embedding_forward(fs(table), tokens, d, x);
+            fast::embedding(fs(table), tokens, d, x);
             if let Some(p) = positions {
-                let p = &fs(p)[..seq * d];
-                for xs in x.chunks_exact_mut(seq * d) {
-                    crate::ops::add_inplace(xs, p);
-                }
+                fast::add_bias(x, &fs(p)[..seq * d], *batch, seq * d);
             }
             (*batch, *seq, true)
         }
@@ -129,10 +129,7 @@ pub fn forward_backward(
             let pt = sized(&mut ws.patches, batch * np * pdim);
             patchify(images, *batch, channels, image_size, patch_size, pt);
             let pe = sized(&mut ws.pe, batch * np * d);
-            matmul_nt(pt, fs(&patch.weight), pe, batch * np, pdim, d, false);
-            if let Some(b) = ob(&patch.bias) {
-                add_bias(pe, b, batch * np, d);
-            }
+            fast::matmul_nt(pt, fs(&patch.weight), ob(&patch.bias), pe, batch * np, pdim, d);
             let x = sized(&mut ws.x, batch * seq * d);
             let pos = fs(positions);
             for b in 0..*batch {
@@ -151,13 +148,9 @@ pub fn forward_backward(
         Family::Lm { position: Position::Rope { theta }, .. } => Some(theta),
         _ => None,
     };
-    if let Some(theta) = rope_theta {
-        if ws.rope.as_ref().map(|r| r.0) != Some(seq) {
-            let (c, s) = rope_table(seq, cfg.head_dim(), theta);
-            ws.rope = Some((seq, c, s));
-        }
-    }
-    let rope = if rope_theta.is_some() { ws.rope.as_ref().map(|(_, c, s)| (&c[..], &s[..])) } else { None };
+    ws.positions.clear();
+    ws.positions.extend((0..bsz * seq).map(|r| r % seq));
+    let rope = rope_theta.map(|theta| (theta, &ws.positions[..]));
     let ctx = BlockCtx { cfg, batch: bsz, seq, causal, rope };
     for &l in &layers {
         block_forward(ctx, &w.layers[l], sub.widths[l], &mut ws.x, &mut ws.acts[l]);
@@ -173,32 +166,28 @@ pub fn forward_backward(
         }
     }
     let hf = sized(&mut ws.hf, rows * d);
-    norm_forward(
-        norm_params(cfg.norm, &w.final_norm),
-        xf,
-        hf,
-        sized(&mut ws.meanf, rows),
-        sized(&mut ws.rstdf, rows),
-        rows,
-        d,
-        cfg.norm_eps,
-    );
+    norm_fwd(cfg.norm, &w.final_norm, xf, hf, rows, d, cfg.norm_eps);
     let v = cfg.n_outputs();
     let logits = sized(&mut ws.logits, rows * v);
-    matmul_nt(hf, fs(w.head_weight()), logits, rows, d, v, false);
-    if let Some(b) = w.head.as_ref().and_then(|h| ob(&h.bias)) {
-        add_bias(logits, b, rows, v);
-    }
+    let head_bias = w.head.as_ref().and_then(|h| ob(&h.bias));
+    fast::matmul_nt(hf, fs(w.head_weight()), head_bias, logits, rows, d, v);
     let targets: &[u32] = match batch {
         Batch::Lm { targets, .. } => targets,
         Batch::Vit { labels, .. } => labels,
     };
+    let stats = CeStats {
+        loss_sum: fast::cross_entropy(logits, targets, rows, v) as f64 * rows as f64,
+        correct: logits.chunks_exact(v).zip(targets).filter(|(r, &t)| fast::argmax(r) == t as usize).count(),
+    };
     let Some(g) = grads else {
-        return cross_entropy(logits, targets, rows, v, None);
+        return stats;
     };
     // Backward.
-    let dlogits = sized(&mut ws.dlogits, rows * v);
-    let stats = cross_entropy(&ws.logits, targets, rows, v, Some((dlogits, grad_scale / rows as f32)));
+    let dlogits = zeroed(&mut ws.dlogits, rows * v);
+    bw::cross_entropy_backward(&ws.logits, targets, rows, v, dlogits);
+    if grad_scale != 1.0 {
+        dlogits.iter_mut().for_each(|x| *x *= grad_scale);
+    }
     let dh = zeroed(&mut ws.dh, rows * d);
     {
         let (gw, gb) = match &mut g.head {
@@ -208,22 +197,10 @@ pub fn forward_backward(
                 Embeddings::Vit { .. } => unreachable!("a ViT has a head"),
             },
         };
-        linear_backward(&ws.dlogits, &ws.hf, fs(w.head_weight()), Some(dh), gw, gb, rows, d, v);
+        bw::matmul_nt_backward(&ws.dlogits, &ws.hf, fs(w.head_weight()), dh, gw, gb, rows, d, v);
     }
     let dxf = zeroed(&mut ws.dxf, rows * d);
-    norm_backward(
-        cfg.norm == matformer_graph::NormKind::LayerNorm,
-        &ws.dh,
-        &ws.xf,
-        &ws.meanf,
-        &ws.rstdf,
-        fs(&w.final_norm.weight),
-        dxf,
-        fsm(&mut g.final_norm.weight),
-        obm(&mut g.final_norm.bias),
-        rows,
-        d,
-    );
+    norm_bwd(cfg.norm, &w.final_norm, &mut g.final_norm, &ws.dh, &ws.xf, dxf, rows, d, cfg.norm_eps);
     // Reuse ws.x as the residual gradient.
     let dx = zeroed(&mut ws.x, bsz * seq * d);
     if causal {
@@ -238,7 +215,7 @@ pub fn forward_backward(
     }
     match (batch, &mut g.embed) {
         (Batch::Lm { tokens, .. }, Embeddings::Lm { tokens: gt, positions }) => {
-            embedding_backward(dx, tokens, d, fsm(gt));
+            bw::embedding_backward(dx, tokens, d, fsm(gt));
             if let Some(gp) = positions {
                 let gp = &mut fsm(gp)[..seq * d];
                 for xs in dx.chunks_exact(seq * d) {
@@ -263,11 +240,13 @@ pub fn forward_backward(
                 }
                 dpe[b * np * d..][..np * d].copy_from_slice(&xs[d..]);
             }
-            let gw = fsm(&mut patch.weight);
-            crate::ops::matmul::matmul_tn(dpe, &ws.patches, gw, bsz * np, d, pdim, true);
-            if let Some(gb) = obm(&mut patch.bias) {
-                colsum_accumulate(dpe, gb, bsz * np, d);
-            }
+            // The patch gradient itself is not needed (pixels are inputs); it is a small scratch product.
+            let dpt = zeroed(&mut ws.dpatches, bsz * np * pdim);
+            let pw = match &w.embed {
+                Embeddings::Vit { patch, .. } => fs(&patch.weight),
+                Embeddings::Lm { .. } => unreachable!("checked above"),
+            };
+            bw::matmul_nt_backward(dpe, &ws.patches, pw, dpt, fsm(&mut patch.weight), obm(&mut patch.bias), bsz * np, pdim, d);
         }
         _ => unreachable!("checked above"),
     }
