@@ -148,7 +148,17 @@ mod tests {
             Ok(s.widths.iter().sum::<usize>() as f64) // prefer narrow: checks ranking uses the score
         };
         let (best, _) = plan(&cfg, Budget::Params(full), None, Some(&mut score), 3).unwrap();
-        assert_eq!(calls, 4, "the top 3 plus the largest feasible named granularity");
+        assert_eq!(calls, 3, "xl is the largest candidate, so among the top 3");
         assert_ne!(best.name, "xl");
+        // Between l and xl, l,l,..,xl mixes outrank `l`, which is still scored.
+        let l = Submodel::named(&cfg, "l").unwrap().params(&cfg);
+        let mut scored = vec![];
+        let mut record = |s: &Submodel| {
+            scored.push(s.clone());
+            Ok(0.0)
+        };
+        plan(&cfg, Budget::Params(full - 1), None, Some(&mut record), 2).unwrap();
+        assert_eq!(scored.len(), 3, "the top 2 plus the largest feasible named granularity");
+        assert!(scored.iter().any(|s| s.params(&cfg) == l));
     }
 }
