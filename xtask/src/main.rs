@@ -2,6 +2,9 @@
 //!
 //! - `bench [--quick]`: run the benchmark suite (and PyTorch's, when `.venv-ref` exists), print a table,
 //!   write `target/bench/results.json`.
+//! - `validate-shaders`: parse and validate every WGSL kernel variant with naga (no device needed).
+//! - `test-kernels`: run the GPU kernel and end-to-end GPU test suites (`MATFORMER_REQUIRE_GPU=1` makes them
+//!   fail instead of skipping when there is no adapter).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,10 +54,37 @@ fn bench(args: &[String]) -> Result<()> {
     run(Command::new(env!("CARGO")).current_dir(&root).args(["run", "--release", "-q", "-p", "matformer-bench", "--"]).args(&bench_args))
 }
 
+fn validate_shaders() -> Result<()> {
+    let variants = matformer_kernels::all_variants();
+    let mut failed = 0;
+    for v in &variants {
+        if let Err(e) = v.validate() {
+            eprintln!("{}: {e}", v.label());
+            failed += 1;
+        }
+    }
+    println!("{} shader variants validated, {failed} failed", variants.len());
+    if failed > 0 {
+        bail!("{failed} shader variants failed validation");
+    }
+    Ok(())
+}
+
+fn test_kernels() -> Result<()> {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(root()).args(["test", "--release", "--test", "gpu_kernels"]);
+    if root().join("tests/gpu_e2e.rs").exists() {
+        cmd.args(["--test", "gpu_e2e"]);
+    }
+    run(cmd.env("XDG_RUNTIME_DIR", std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into())))
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("bench") => bench(&args[1..]),
-        _ => bail!("usage: cargo xtask bench [--quick]"),
+        Some("validate-shaders") => validate_shaders(),
+        Some("test-kernels") => test_kernels(),
+        _ => bail!("usage: cargo xtask <bench [--quick] | validate-shaders | test-kernels>"),
     }
 }
