@@ -27,16 +27,17 @@ fn ckpt_err(path: &Path, reason: impl Into<String>) -> GraphError {
     GraphError::Checkpoint { path: path.display().to_string(), reason: reason.into() }
 }
 
+/// Named tensors plus the file's string metadata.
+pub type TensorsAndMeta = (BTreeMap<String, Tensor>, HashMap<String, String>);
+
 /// Read every tensor of a safetensors file (any supported float dtype) plus its metadata.
-pub fn read_safetensors(path: &Path) -> Result<(BTreeMap<String, Tensor>, HashMap<String, String>)> {
+pub fn read_safetensors(path: &Path) -> Result<TensorsAndMeta> {
     let bytes = std::fs::read(path).map_err(|source| GraphError::Io { path: path.display().to_string(), source })?;
     parse_safetensors(&bytes).map_err(|reason| ckpt_err(path, reason))
 }
 
 /// Parse safetensors bytes; errors are plain reasons (the caller adds the path).
-pub fn parse_safetensors(
-    bytes: &[u8],
-) -> std::result::Result<(BTreeMap<String, Tensor>, HashMap<String, String>), String> {
+pub fn parse_safetensors(bytes: &[u8]) -> std::result::Result<TensorsAndMeta, String> {
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| format!("not a valid safetensors file: {e}"))?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| format!("not a valid safetensors file: {e}"))?;
     let mut map = BTreeMap::new();
@@ -44,13 +45,11 @@ pub fn parse_safetensors(
         let shape = view.shape().to_vec();
         let raw = view.data();
         let data = match view.dtype() {
-            StDtype::F32 => TensorData::F32(
-                raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            ),
-            StDtype::F16 => TensorData::F16(raw.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]])).collect()),
-            StDtype::BF16 => {
-                TensorData::Bf16(raw.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]])).collect())
+            StDtype::F32 => {
+                TensorData::F32(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
             }
+            StDtype::F16 => TensorData::F16(raw.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]])).collect()),
+            StDtype::BF16 => TensorData::Bf16(raw.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]])).collect()),
             other => return Err(format!("tensor `{name}` has dtype {other:?}; only F32, F16 and BF16 are supported")),
         };
         let t = Tensor { shape, data };
@@ -66,7 +65,12 @@ pub fn parse_safetensors(
 pub fn load(path: &Path) -> Result<ModelWeights> {
     let (map, meta) = read_safetensors(path)?;
     let cfg_json = meta.get(CONFIG_KEY).ok_or_else(|| {
-        ckpt_err(path, format!("metadata has no `{CONFIG_KEY}`; is this a matformer checkpoint? (HF directories: use the importer)"))
+        ckpt_err(
+            path,
+            format!(
+                "metadata has no `{CONFIG_KEY}`; is this a matformer checkpoint? (HF directories: use the importer)"
+            ),
+        )
     })?;
     let config = ModelConfig::from_json(cfg_json).map_err(|e| ckpt_err(path, e.to_string()))?;
     ModelWeights::from_tensors(config, map).map_err(|e| ckpt_err(path, e.to_string()))

@@ -119,7 +119,14 @@ pub fn default_granularities(d_ff: usize) -> Vec<Granularity> {
 
 impl ModelConfig {
     /// A GPT-2 style MatLM: LayerNorm, learned positions, GELU (tanh) FFN with biases, tied embeddings.
-    pub fn gpt2_style(vocab_size: usize, d_model: usize, n_layers: usize, n_heads: usize, d_ff: usize, max_seq_len: usize) -> Self {
+    pub fn gpt2_style(
+        vocab_size: usize,
+        d_model: usize,
+        n_layers: usize,
+        n_heads: usize,
+        d_ff: usize,
+        max_seq_len: usize,
+    ) -> Self {
         ModelConfig {
             family: Family::Lm { vocab_size, max_seq_len, position: Position::Learned, tie_embeddings: true },
             d_model,
@@ -149,7 +156,12 @@ impl ModelConfig {
         max_seq_len: usize,
     ) -> Self {
         ModelConfig {
-            family: Family::Lm { vocab_size, max_seq_len, position: Position::Rope { theta: 10000.0 }, tie_embeddings: false },
+            family: Family::Lm {
+                vocab_size,
+                max_seq_len,
+                position: Position::Rope { theta: 10000.0 },
+                tie_embeddings: false,
+            },
             d_model,
             n_layers,
             n_heads,
@@ -261,10 +273,10 @@ impl ModelConfig {
         nz(self.n_heads, "n_heads")?;
         nz(self.n_kv_heads, "n_kv_heads")?;
         nz(self.d_ff, "d_ff")?;
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(config_err(format!("n_heads ({}) must divide d_model ({})", self.n_heads, self.d_model)));
         }
-        if self.n_heads % self.n_kv_heads != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(config_err(format!("n_kv_heads ({}) must divide n_heads ({})", self.n_kv_heads, self.n_heads)));
         }
         if !(self.norm_eps > 0.0 && self.norm_eps.is_finite()) {
@@ -272,7 +284,11 @@ impl ModelConfig {
         }
         if let Some(w) = &self.layer_d_ff {
             if w.len() != self.n_layers {
-                return Err(config_err(format!("layer_d_ff has {} entries but n_layers is {}", w.len(), self.n_layers)));
+                return Err(config_err(format!(
+                    "layer_d_ff has {} entries but n_layers is {}",
+                    w.len(),
+                    self.n_layers
+                )));
             }
             if let Some(i) = w.iter().position(|&x| x == 0 || x > self.d_ff) {
                 return Err(config_err(format!("layer_d_ff[{i}] = {} must be in 1..={}", w[i], self.d_ff)));
@@ -283,7 +299,7 @@ impl ModelConfig {
                 nz(vocab_size, "vocab_size")?;
                 nz(max_seq_len, "max_seq_len")?;
                 if let Position::Rope { theta } = position {
-                    if self.head_dim() % 2 != 0 {
+                    if !self.head_dim().is_multiple_of(2) {
                         return Err(config_err(format!("RoPE needs an even head_dim, got {}", self.head_dim())));
                     }
                     if !(theta > 0.0 && theta.is_finite()) {
@@ -296,7 +312,7 @@ impl ModelConfig {
                 nz(patch_size, "patch_size")?;
                 nz(channels, "channels")?;
                 nz(n_classes, "n_classes")?;
-                if image_size % patch_size != 0 {
+                if !image_size.is_multiple_of(patch_size) {
                     return Err(config_err(format!("patch_size ({patch_size}) must divide image_size ({image_size})")));
                 }
                 if self.n_kv_heads != self.n_heads {
@@ -313,7 +329,10 @@ impl ModelConfig {
                 return Err(config_err(format!("granularity `{}` has width 0", g.name)));
             }
             if g.width > self.d_ff {
-                return Err(config_err(format!("granularity `{}` width {} is above d_ff {}", g.name, g.width, self.d_ff)));
+                return Err(config_err(format!(
+                    "granularity `{}` width {} is above d_ff {}",
+                    g.name, g.width, self.d_ff
+                )));
             }
             if g.width <= prev {
                 return Err(config_err(format!(
@@ -321,7 +340,10 @@ impl ModelConfig {
                     g.name, g.width, prev
                 )));
             }
-            if g.name.is_empty() || g.name.parse::<usize>().is_ok() || !g.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            if g.name.is_empty()
+                || g.name.parse::<usize>().is_ok()
+                || !g.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
                 return Err(config_err(format!("granularity name `{}` must be alphanumeric and not a number", g.name)));
             }
             if self.granularities[..i].iter().any(|o| o.name == g.name) || g.name == "full" {

@@ -79,8 +79,9 @@ struct Source {
 impl Source {
     /// Take a tensor by any of its accepted names, as an f32 matrix, checking its shape.
     fn take(&mut self, names: &[String], shape: &[usize]) -> Result<Mat> {
-        let name = names.iter().find(|n| self.tensors.contains_key(*n)).ok_or_else(|| {
-            GraphError::Tensor { name: names[0].clone(), reason: "missing from model.safetensors".into() }
+        let name = names.iter().find(|n| self.tensors.contains_key(*n)).ok_or_else(|| GraphError::Tensor {
+            name: names[0].clone(),
+            reason: "missing from model.safetensors".into(),
         })?;
         let t = self.tensors.remove(name).expect("found");
         if t.numel() != shape.iter().product::<usize>() {
@@ -112,7 +113,8 @@ impl Mat {
         Mat { rows: self.cols, cols: self.rows, data }
     }
     fn cols(&self, start: usize, end: usize) -> Mat {
-        let data = (0..self.rows).flat_map(|r| self.data[r * self.cols + start..r * self.cols + end].to_vec()).collect();
+        let data =
+            (0..self.rows).flat_map(|r| self.data[r * self.cols + start..r * self.cols + end].to_vec()).collect();
         Mat { rows: self.rows, cols: end - start, data }
     }
     fn tensor(self, shape: Vec<usize>) -> Tensor {
@@ -157,7 +159,10 @@ fn granularities(hf: &Value, d_ff: usize) -> Vec<Granularity> {
             ws.iter()
                 .filter_map(Value::as_u64)
                 .enumerate()
-                .map(|(i, w)| Granularity { name: names.get(i).map_or(format!("g{i}"), |s| s.to_string()), width: w as usize })
+                .map(|(i, w)| Granularity {
+                    name: names.get(i).map_or(format!("g{i}"), |s| s.to_string()),
+                    width: w as usize,
+                })
                 .collect()
         }
         None => default_granularities(d_ff),
@@ -185,7 +190,9 @@ fn llama(hf: &Value, src: &mut Source) -> Result<Imported> {
     }
     if let Some(hd) = hf.get("head_dim").and_then(Value::as_u64) {
         if hd as usize * n_heads != d {
-            return Err(GraphError::Config(format!("head_dim {hd} x {n_heads} heads != hidden_size {d} is not supported")));
+            return Err(GraphError::Config(format!(
+                "head_dim {hd} x {n_heads} heads != hidden_size {d} is not supported"
+            )));
         }
     }
     let tie = get_bool(hf, "tie_word_embeddings", false);
@@ -225,9 +232,12 @@ fn llama(hf: &Value, src: &mut Source) -> Result<Imported> {
         };
         put(&mut m, src, format!("{p}.input_layernorm.weight"), format!("{o}.attn_norm.weight"), &[d])?;
         put(&mut m, src, format!("{p}.post_attention_layernorm.weight"), format!("{o}.ffn_norm.weight"), &[d])?;
-        for (hfn, ours, out, inp) in
-            [("q_proj", "q", n_heads * hd, d), ("k_proj", "k", n_kv * hd, d), ("v_proj", "v", n_kv * hd, d), ("o_proj", "o", d, n_heads * hd)]
-        {
+        for (hfn, ours, out, inp) in [
+            ("q_proj", "q", n_heads * hd, d),
+            ("k_proj", "k", n_kv * hd, d),
+            ("v_proj", "v", n_kv * hd, d),
+            ("o_proj", "o", d, n_heads * hd),
+        ] {
             put(&mut m, src, format!("{p}.self_attn.{hfn}.weight"), format!("{o}.attn.{ours}.weight"), &[out, inp])?;
             if attn_bias {
                 put(&mut m, src, format!("{p}.self_attn.{hfn}.bias"), format!("{o}.attn.{ours}.bias"), &[out])?;
@@ -268,7 +278,12 @@ fn gpt2(hf: &Value, src: &mut Source) -> Result<Imported> {
     };
     let tie = get_bool(hf, "tie_word_embeddings", true);
     let config = ModelConfig {
-        family: Family::Lm { vocab_size: vocab, max_seq_len: max_seq, position: Position::Learned, tie_embeddings: tie },
+        family: Family::Lm {
+            vocab_size: vocab,
+            max_seq_len: max_seq,
+            position: Position::Learned,
+            tie_embeddings: tie,
+        },
         d_model: d,
         n_layers,
         n_heads,

@@ -64,7 +64,8 @@ pub fn candidates(cfg: &ModelConfig) -> Vec<(String, Submodel)> {
         let (a, b) = (&pair[0], &pair[1]);
         for j in 1..n {
             for (lo, hi) in [(a, b), (b, a)] {
-                let names: Vec<&str> = (0..n).map(|l| if l < j { lo.name.as_str() } else { hi.name.as_str() }).collect();
+                let names: Vec<&str> =
+                    (0..n).map(|l| if l < j { lo.name.as_str() } else { hi.name.as_str() }).collect();
                 let spec = names.join(",");
                 if let Ok(s) = Submodel::parse(cfg, &spec) {
                     if !out.iter().any(|(_, o)| o == &s) {

@@ -72,9 +72,8 @@ impl Submodel {
             }
         }
         if let Some(s) = skip_part {
-            let list = s
-                .strip_prefix("skip=")
-                .ok_or_else(|| err(format!("expected `skip=<layers>` after `;`, got `{s}`")))?;
+            let list =
+                s.strip_prefix("skip=").ok_or_else(|| err(format!("expected `skip=<layers>` after `;`, got `{s}`")))?;
             for tok in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
                 let l: usize = tok.parse().map_err(|_| err(format!("skip entry `{tok}` is not a layer index")))?;
                 if l >= n {
