@@ -1,10 +1,12 @@
 //! `matformer-bench`: measures, in one run, what `cargo xtask bench` reports (JSON + a table).
 //!
-//! Usage: `matformer-bench [--quick] [--out results.json] [--torch torch.json]`
+//! Usage: `matformer-bench [--quick] [--device cpu|gpu] [--out results.json] [--torch torch.json]`
+//! `--device gpu` adds the GPU sections (kernel time per granularity, end-to-end decode) to the CPU ones.
 
 mod alloc_count;
 mod cpu;
 mod elastic;
+mod gpu_kernels;
 mod report;
 
 #[global_allocator]
@@ -18,13 +20,19 @@ fn main() -> Result<()> {
     let mut quick = false;
     let mut out = PathBuf::from("target/bench/results.json");
     let mut torch: Option<PathBuf> = None;
+    let mut gpu = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
             "--out" => out = args.next().context("--out needs a path")?.into(),
             "--torch" => torch = Some(args.next().context("--torch needs a path")?.into()),
-            other => anyhow::bail!("unknown argument `{other}` (expected --quick, --out PATH, --torch PATH)"),
+            "--device" => match args.next().as_deref() {
+                Some("gpu") => gpu = true,
+                Some("cpu") => gpu = false,
+                other => anyhow::bail!("--device takes cpu or gpu, got {other:?}"),
+            },
+            other => anyhow::bail!("unknown argument `{other}` (expected --quick, --device cpu|gpu, --out PATH, --torch PATH)"),
         }
     }
     let torch_json = match &torch {
@@ -37,6 +45,9 @@ fn main() -> Result<()> {
     let elastic = elastic::run(quick)?;
     let mut json = serde_json::json!({ "cpu": results, "elastic": elastic, "threads": rayon::current_num_threads(),
         "quick": quick });
+    if gpu {
+        json["gpu"] = gpu_kernels::run(quick)?;
+    }
     if let Some(t) = &torch_json {
         json["torch"] = t.clone();
     }

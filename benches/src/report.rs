@@ -54,6 +54,9 @@ pub fn print(j: &Value) {
         );
     }
     print_elastic(&j["elastic"]);
+    if !j["gpu"].is_null() {
+        print_gpu(&j["gpu"]);
+    }
     if let Some(models) = j["torch"]["hf_decode"]["models"].as_array() {
         println!("\nPyTorch {} / transformers eager decode, same shapes:", j["torch"]["torch_version"]);
         for m in models {
@@ -106,5 +109,23 @@ fn print_elastic(e: &Value) {
         let mut names: Vec<&str> = part.iter().filter_map(|t| t["submodel"].as_str()).collect();
         names.dedup();
         println!("  {name:<6}: {:7.1} tokens/s, submodels {}", part.len() as f64 * 1e3 / ms, names.join(">"));
+    }
+}
+
+fn print_gpu(g: &Value) {
+    if let Some(why) = g["skipped"].as_str() {
+        println!("\n== GPU: skipped ({why}) ==");
+        return;
+    }
+    println!("\n== GPU: {} ({}) ==", g["adapter"].as_str().unwrap_or("?"), g["timing"].as_str().unwrap_or(""));
+    println!("FFN kernels (up + down), time relative to xl (ideal: 0.125, 0.25, 0.5, 1)");
+    for r in g["ffn"].as_array().into_iter().flatten() {
+        let ws: Vec<String> = r["widths"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|w| format!("{}: {:.0}us ({:.3})", w["width"], f(&w["us"]), f(&w["ratio_to_xl"])))
+            .collect();
+        println!("  {} n={:<3} {}", r["dtype"].as_str().unwrap_or(""), r["n"], ws.join("  "));
     }
 }

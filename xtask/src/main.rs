@@ -1,6 +1,6 @@
 //! `cargo xtask <task>`: the project's scripted chores.
 //!
-//! - `bench [--quick]`: run the benchmark suite (and PyTorch's, when `.venv-ref` exists), print a table,
+//! - `bench [--quick] [--device cpu|gpu]`: run the benchmark suite (and PyTorch's, when `.venv-ref` exists), print a table,
 //!   write `target/bench/results.json`.
 //! - `validate-shaders`: parse and validate every WGSL kernel variant with naga (no device needed).
 //! - `test-kernels`: run the GPU kernel and end-to-end GPU test suites (`MATFORMER_REQUIRE_GPU=1` makes them
@@ -32,6 +32,10 @@ fn bench(args: &[String]) -> Result<()> {
     let mut bench_args: Vec<String> = vec!["--out".into(), out_dir.join("results.json").display().to_string()];
     if quick {
         bench_args.push("--quick".into());
+    }
+    if let Some(i) = args.iter().position(|a| a == "--device") {
+        bench_args.push("--device".into());
+        bench_args.push(args.get(i + 1).cloned().context("--device needs cpu or gpu")?);
     }
     let python = root.join(".venv-ref/bin/python");
     if python.exists() {
@@ -85,6 +89,6 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("validate-shaders") => validate_shaders(),
         Some("test-kernels") => test_kernels(),
-        _ => bail!("usage: cargo xtask <bench [--quick] | validate-shaders | test-kernels>"),
+        _ => bail!("usage: cargo xtask <bench [--quick] [--device cpu|gpu] | validate-shaders | test-kernels>"),
     }
 }

@@ -4,6 +4,7 @@
 
 use matformer_cpu::{backward as bw, fast};
 use matformer_graph::{FfnKind, Layer, Linear, ModelConfig, Norm, NormKind};
+use rayon::prelude::*;
 
 use super::params::{fs, fsm, ob, obm};
 
@@ -115,11 +116,12 @@ pub fn block_forward(ctx: BlockCtx<'_>, layer: &Layer, width: usize, x: &mut [f3
     }
     let att = sized(&mut a.att, n * qd);
     let causal = if ctx.causal { Some(0) } else { None };
-    for b in 0..ctx.batch {
+    let (q, k, v) = (&a.q, &a.k, &a.v);
+    // Sequences are independent: run them in parallel (each call's own reductions have a fixed order).
+    att.par_chunks_mut(t * qd).enumerate().for_each(|(b, out)| {
         let (qs, ks) = (b * t * qd..(b + 1) * t * qd, b * t * kvd..(b + 1) * t * kvd);
-        let (q, k, v) = (&a.q[qs.clone()], &a.k[ks.clone()], &a.v[ks]);
-        fast::attention(q, k, v, &mut att[qs], t, t, cfg.n_heads, cfg.n_kv_heads, hd, causal);
-    }
+        fast::attention(&q[qs], &k[ks.clone()], &v[ks], out, t, t, cfg.n_heads, cfg.n_kv_heads, hd, causal);
+    });
     let tmp = sized(&mut a.up, n * d); // borrowed as scratch until the FFN overwrites it
     linear_fwd(&a.att, &layer.o, d, tmp, n, qd);
     fast::add_inplace(x, tmp);
@@ -207,24 +209,27 @@ pub fn block_backward(
     bw::matmul_nt_backward(dx, &a.att, fs(&layer.o.weight), datt, fsm(&mut g.o.weight), obm(&mut g.o.bias), n, qd, d);
     let (dq, dk, dv) = (zeroed(&mut s.dq, n * qd), zeroed(&mut s.dk, n * kvd), zeroed(&mut s.dv, n * kvd));
     let causal = if ctx.causal { Some(0) } else { None };
-    for b in 0..ctx.batch {
-        let (qs, ks) = (b * t * qd..(b + 1) * t * qd, b * t * kvd..(b + 1) * t * kvd);
-        bw::attention_backward(
-            &s.datt[qs.clone()],
-            &a.q[qs.clone()],
-            &a.k[ks.clone()],
-            &a.v[ks.clone()],
-            &mut dq[qs],
-            &mut dk[ks.clone()],
-            &mut dv[ks],
-            t,
-            t,
-            cfg.n_heads,
-            cfg.n_kv_heads,
-            hd,
-            causal,
-        );
-    }
+    let datt = &s.datt;
+    dq.par_chunks_mut(t * qd).zip(dk.par_chunks_mut(t * kvd)).zip(dv.par_chunks_mut(t * kvd)).enumerate().for_each(
+        |(b, ((dqb, dkb), dvb))| {
+            let (qs, ks) = (b * t * qd..(b + 1) * t * qd, b * t * kvd..(b + 1) * t * kvd);
+            bw::attention_backward(
+                &datt[qs.clone()],
+                &a.q[qs],
+                &a.k[ks.clone()],
+                &a.v[ks],
+                dqb,
+                dkb,
+                dvb,
+                t,
+                t,
+                cfg.n_heads,
+                cfg.n_kv_heads,
+                hd,
+                causal,
+            );
+        },
+    );
     if let Some((theta, pos)) = ctx.rope {
         bw::rope_backward(dq, n, cfg.n_heads, hd, pos, theta);
         bw::rope_backward(dk, n, cfg.n_kv_heads, hd, pos, theta);

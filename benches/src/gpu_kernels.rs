@@ -1,0 +1,58 @@
+//! GPU FFN kernels at each granularity: time relative to xl. Wall time around a submitted batch of
+//! dispatches (timestamp queries are not wired in yet), so per-dispatch overhead is included.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use half::f16;
+use matformer_kernels::{GpuContext, GpuWeight, MatmulBindings, MatmulNnOp, MatmulNtOp, MatmulShape};
+use serde_json::{json, Value};
+
+fn time_ffn<W: GpuWeight>(ctx: &GpuContext, conv: impl Fn(f32) -> W, n: usize, reps: usize) -> Result<Vec<Value>> {
+    let (d, d_ff) = (768usize, 3072usize);
+    let w: Vec<W> = (0..d_ff * d).map(|i| conv(((i % 19) as f32 - 9.0) * 1e-3)).collect();
+    let up = ctx.upload_weights("bench.up", &w, d_ff, d)?;
+    let down = ctx.upload_weights("bench.down_t", &w, d_ff, d)?;
+    let x = ctx.upload_f32("bench.x", &vec![0.1; n * d])?;
+    let h = ctx.storage_buffer("bench.h", n * d_ff)?;
+    let y = ctx.storage_buffer("bench.y", n * d)?;
+    let up_op = MatmulNtOp::new(ctx, MatmulBindings { x: (&x).into(), w: &up, bias: None, y: (&h).into() })?;
+    let down_op = MatmulNnOp::new(ctx, MatmulBindings { x: (&h).into(), w: &down, bias: None, y: (&y).into() })?;
+    let mut out = vec![];
+    for width in [d_ff / 8, d_ff / 4, d_ff / 2, d_ff] {
+        let run = || -> Result<f64> {
+            let t0 = Instant::now();
+            ctx.run_pass(|pass| {
+                for _ in 0..reps {
+                    up_op.record(ctx, pass, MatmulShape { n, k: d, m: width })?;
+                    down_op.record(ctx, pass, MatmulShape { n, k: width, m: d })?;
+                }
+                Ok(())
+            })?;
+            ctx.wait()?;
+            Ok(t0.elapsed().as_secs_f64() / reps as f64)
+        };
+        run()?; // compile + warm up
+        let mut t: Vec<f64> = (0..3).map(|_| run()).collect::<Result<_>>()?;
+        t.sort_by(f64::total_cmp);
+        out.push((width, t[1]));
+    }
+    let full = out.last().expect("four widths").1;
+    Ok(out.into_iter().map(|(w, t)| json!({ "width": w, "us": t * 1e6, "ratio_to_xl": t / full })).collect())
+}
+
+/// FFN (up + down) kernel time per granularity on the GPU, f32 and f16 weights, decode (n=1) and prefill (n=64).
+pub fn run(quick: bool) -> Result<Value> {
+    let ctx = match GpuContext::new() {
+        Ok(c) => c,
+        Err(e) => return Ok(json!({ "skipped": format!("no GPU adapter: {e}") })),
+    };
+    eprintln!("[bench] GPU: {}", ctx.info_line());
+    let reps = if quick || ctx.is_software() { 4 } else { 50 };
+    let mut rows = vec![];
+    for n in [1usize, 64] {
+        rows.push(json!({ "dtype": "f32", "n": n, "widths": time_ffn(&ctx, |v| v, n, reps)? }));
+        rows.push(json!({ "dtype": "f16", "n": n, "widths": time_ffn(&ctx, f16::from_f32, n, reps)? }));
+    }
+    Ok(json!({ "adapter": ctx.info_line(), "software": ctx.is_software(), "timing": "wall clock per dispatch batch", "ffn": rows }))
+}
