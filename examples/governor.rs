@@ -30,7 +30,7 @@ pub fn main() {
     let cfg = weights.config.clone();
     let mut exec = CpuLm::new(Arc::new(weights)).unwrap();
     // Calibrate: the target is 80% of what xl achieves on an idle machine.
-    let ladder = Governor::named_ladder(&cfg).unwrap();
+    let ladder = Governor::measured_ladder(&mut exec, 8).unwrap();
     let mut probe = Governor::new(ladder.clone(), 1e-9).unwrap(); // never steps: measures xl alone
     let (_, t) = generate_governed(&mut exec, &[1, 2, 3], &mut probe, 20, &SamplingParams::default(), |_, _| {}).unwrap();
     let xl_secs = t[5..].iter().map(|s| s.secs).sum::<f64>() / (t.len() - 5) as f64;

@@ -102,7 +102,7 @@ fn planner(w: &Arc<ModelWeights>, quick: bool) -> Result<Value> {
 fn governor_trace(w: &Arc<ModelWeights>, quick: bool) -> Result<Value> {
     let cfg = &w.config;
     let mut exec = CpuLm::new(w.clone())?;
-    let ladder = Governor::named_ladder(cfg)?;
+    let ladder = Governor::measured_ladder(&mut exec, 8)?;
     let mut probe = Governor::new(ladder.clone(), 1e-9)?;
     let (_, t) = generate_governed(&mut exec, &[1, 2, 3], &mut probe, 24, &SamplingParams::default(), |_, _| {})?;
     let xl_secs = t[4..].iter().map(|s| s.secs).sum::<f64>() / (t.len() - 4) as f64;

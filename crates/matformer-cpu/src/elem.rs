@@ -2,7 +2,7 @@
 
 use half::{bf16, f16};
 
-use crate::fast::simd;
+use crate::fast::{avx512, simd};
 
 mod sealed {
     pub trait Sealed {}
@@ -37,6 +37,20 @@ pub trait WeightElem: Copy + Send + Sync + 'static + sealed::Sealed {
     /// of `y.len()` elements.
     #[doc(hidden)]
     fn axpy_rows(y: &mut [f32], a: &[f32], w: &[Self]);
+
+    /// Kernel hook: AVX-512 `y[j] = Σ_l w[j·k + l]·x[l]`, `k = x.len()`.
+    ///
+    /// # Safety
+    /// The CPU must have avx512f, avx512bw and avx512vl.
+    #[doc(hidden)]
+    unsafe fn dot_rows_avx512(w: &[Self], x: &[f32], y: &mut [f32]);
+
+    /// Kernel hook: AVX-512 `y[c] += Σ_r a[r]·w[r·stride + c]`.
+    ///
+    /// # Safety
+    /// The CPU must have avx512f, avx512bw and avx512vl.
+    #[doc(hidden)]
+    unsafe fn axpy_cols_avx512(y: &mut [f32], a: &[f32], w: &[Self], stride: usize);
 }
 
 impl WeightElem for f32 {
@@ -62,6 +76,16 @@ impl WeightElem for f32 {
     #[inline]
     fn axpy_rows(y: &mut [f32], a: &[f32], w: &[Self]) {
         simd::axpy_rows(y, a, w)
+    }
+    #[inline]
+    unsafe fn dot_rows_avx512(w: &[Self], x: &[f32], y: &mut [f32]) {
+        // SAFETY: forwarded from the caller.
+        unsafe { avx512::dot_rows(w, x, y) }
+    }
+    #[inline]
+    unsafe fn axpy_cols_avx512(y: &mut [f32], a: &[f32], w: &[Self], stride: usize) {
+        // SAFETY: forwarded from the caller.
+        unsafe { avx512::axpy_cols(y, a, w, stride) }
     }
 }
 
@@ -89,6 +113,16 @@ impl WeightElem for f16 {
     fn axpy_rows(y: &mut [f32], a: &[f32], w: &[Self]) {
         simd::axpy_rows_f16(y, a, w)
     }
+    #[inline]
+    unsafe fn dot_rows_avx512(w: &[Self], x: &[f32], y: &mut [f32]) {
+        // SAFETY: forwarded from the caller.
+        unsafe { avx512::dot_rows(w, x, y) }
+    }
+    #[inline]
+    unsafe fn axpy_cols_avx512(y: &mut [f32], a: &[f32], w: &[Self], stride: usize) {
+        // SAFETY: forwarded from the caller.
+        unsafe { avx512::axpy_cols(y, a, w, stride) }
+    }
 }
 
 impl WeightElem for bf16 {
@@ -114,6 +148,16 @@ impl WeightElem for bf16 {
     #[inline]
     fn axpy_rows(y: &mut [f32], a: &[f32], w: &[Self]) {
         simd::axpy_rows_bf16(y, a, w)
+    }
+    #[inline]
+    unsafe fn dot_rows_avx512(w: &[Self], x: &[f32], y: &mut [f32]) {
+        // SAFETY: forwarded from the caller.
+        unsafe { avx512::dot_rows(w, x, y) }
+    }
+    #[inline]
+    unsafe fn axpy_cols_avx512(y: &mut [f32], a: &[f32], w: &[Self], stride: usize) {
+        // SAFETY: forwarded from the caller.
+        unsafe { avx512::axpy_cols(y, a, w, stride) }
     }
 }
 

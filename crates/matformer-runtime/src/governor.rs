@@ -60,6 +60,27 @@ impl Governor {
             .collect()
     }
 
+    /// The named granularities costed by their measured decode time on `exec` (`steps` tokens each): unlike
+    /// FLOPs, this captures the fixed per-token overheads that do not shrink with the FFN.
+    pub fn measured_ladder(exec: &mut dyn LmExecutor, steps: usize) -> Result<Vec<Rung>> {
+        let cfg = exec.config().clone();
+        let mut ladder = Self::named_ladder(&cfg)?;
+        for rung in &mut ladder {
+            exec.reset();
+            exec.forward(&[0], &rung.submodel, Logits::Last)?;
+            let mut times: Vec<f64> = (0..steps.max(3))
+                .map(|i| {
+                    let t0 = Instant::now();
+                    exec.forward(&[(i % cfg.n_outputs()) as u32], &rung.submodel, Logits::Last).map(|_| t0.elapsed().as_secs_f64())
+                })
+                .collect::<Result<_>>()?;
+            times.sort_by(f64::total_cmp);
+            rung.cost = times[times.len() / 2];
+        }
+        exec.reset();
+        Ok(ladder)
+    }
+
     /// The submodel to use for the next step.
     pub fn current(&self) -> &Rung {
         &self.ladder[self.level]

@@ -122,7 +122,7 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         );
         (g.tokens.len(), g.stop)
     } else if let Some(tps) = a.target_tps {
-        let mut gov = Governor::new(Governor::named_ladder(&cfg)?, tps)?;
+        let mut gov = Governor::new(Governor::measured_ladder(&mut exec, 8)?, tps)?;
         let (g, trace) = generate_governed(&mut exec, &prompt, &mut gov, a.max_tokens, &params, |t, _| sink.push(t))?;
         sink.finish()?;
         if let Some(path) = &a.trace {

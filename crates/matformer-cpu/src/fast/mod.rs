@@ -18,6 +18,7 @@
 
 mod activation;
 mod attention;
+pub(crate) mod avx512;
 mod blocked;
 mod elementwise;
 pub(crate) mod gemm;

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use matformer_graph::{Embeddings, Family, ModelConfig, ModelWeights, Position, Submodel};
 use matformer_kernels::wgpu;
 use matformer_kernels::{
-    AddOp, ArgmaxOp, AttentionArgs, AttentionMask, AttentionOp, BufSlice, EmbeddingArgs, EmbeddingOp, GpuContext,
-    KvWriteOp, Result as KResult, RopeArgs, RopeOp, SampleArgs, SampleOp, WeightBuffer,
+    AddOp, ArgmaxOp, AttentionArgs, AttentionMask, AttentionOp, EmbeddingArgs, EmbeddingOp, GpuContext, KvWriteOp,
+    Result as KResult, RopeArgs, RopeOp, SampleArgs, SampleOp, WeightBuffer,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::common::{s, 
-    activation, f32s, submit_and_read, upload_opt, upload_tensor, Acts, BlockOps, Dims, LayerWeights, LinWeights,
+use super::common::{
+    activation, f32s, s, submit_and_read, upload_opt, upload_tensor, Acts, BlockOps, Dims, LayerWeights, LinWeights,
     LinearOps, NormOp, NormWeights, Rec,
 };
 use super::profile::{Profile, Profiler};
@@ -361,13 +361,9 @@ impl GpuLm {
                         p.finish(&mut enc);
                     }
                     out = Some(match want {
-                        Want::Last => Out::Logits(f32s(&submit_and_read(
-                            ctx,
-                            enc,
-                            &self.logits_last,
-                            0,
-                            (vocab * 4) as u64,
-                        )?)),
+                        Want::Last => {
+                            Out::Logits(f32s(&submit_and_read(ctx, enc, &self.logits_last, 0, (vocab * 4) as u64)?))
+                        }
                         _ => {
                             let b = submit_and_read(ctx, enc, &self.token, 0, 4)?;
                             Out::Token(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))

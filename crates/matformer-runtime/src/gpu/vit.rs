@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use matformer_graph::{Embeddings, Family, ModelConfig, ModelWeights, Submodel};
 use matformer_kernels::wgpu;
-use matformer_kernels::{
-    AddOp, AttentionArgs, AttentionMask, AttentionOp, BufSlice, GpuContext, Result as KResult,
-};
+use matformer_kernels::{AddOp, AttentionArgs, AttentionMask, AttentionOp, GpuContext, Result as KResult};
 
-use super::common::{s, activation, f32s, submit_and_read, Acts, BlockOps, Dims, LayerWeights, LinWeights, LinearOps, NormOp, NormWeights, Rec};
+use super::common::{
+    activation, f32s, s, submit_and_read, Acts, BlockOps, Dims, LayerWeights, LinWeights, LinearOps, NormOp,
+    NormWeights, Rec,
+};
 use crate::cpu_vit::VitOutput;
 use crate::error::{Result, RuntimeError};
 
@@ -214,7 +215,13 @@ impl GpuVit {
         for i in 0..g {
             // x = [cls; patch embeddings of image i]
             enc.copy_buffer_to_buffer(&self.cls, 0, &self.acts.x, 0, d as u64 * f);
-            enc.copy_buffer_to_buffer(&self.pe, (i * np * d) as u64 * f, &self.acts.x, d as u64 * f, (np * d) as u64 * f);
+            enc.copy_buffer_to_buffer(
+                &self.pe,
+                (i * np * d) as u64 * f,
+                &self.acts.x,
+                d as u64 * f,
+                (np * d) as u64 * f,
+            );
             {
                 let mut pass = begin(&mut enc);
                 let mut r = Rec { ctx, pass: &mut pass, prof: None };
@@ -238,13 +245,7 @@ impl GpuVit {
                 r.op("head", |c, p| ops.head.record(c, p, 1, d, nc))?;
             }
             enc.copy_buffer_to_buffer(&self.logits, 0, &self.out, (i * nc) as u64 * f, nc as u64 * f);
-            enc.copy_buffer_to_buffer(
-                &self.pooled,
-                0,
-                &self.out,
-                (VIT_GROUP * nc + i * d) as u64 * f,
-                d as u64 * f,
-            );
+            enc.copy_buffer_to_buffer(&self.pooled, 0, &self.out, (VIT_GROUP * nc + i * d) as u64 * f, d as u64 * f);
         }
         let bytes = submit_and_read(ctx, enc, &self.out, 0, self.out.size())?;
         Ok(f32s(&bytes))

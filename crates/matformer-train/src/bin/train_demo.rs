@@ -2,8 +2,8 @@
 //! `nohup` and be restarted after a kill.
 //!
 //! ```text
-//! cargo run --release -p matformer-train --example train_demo -- matlm-shakespeare
-//! cargo run --release -p matformer-train --example train_demo -- run.json --steps 200 --out-dir runs/x
+//! cargo run --release -p matformer-train --bin train_demo -- matlm-shakespeare
+//! cargo run --release -p matformer-train --bin train_demo -- run.json --steps 200 --out-dir runs/x
 //! ```
 //! Options: `--steps N`, `--batch N`, `--out-dir DIR`, `--export PATH|none`, `--objective joint|sampled|baseline:G`,
 //! `--seed N`, `--lr X`, `--no-resume`, `--quiet`, `--print-config`.
