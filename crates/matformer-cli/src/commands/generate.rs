@@ -122,12 +122,16 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         );
         (g.tokens.len(), g.stop)
     } else if let Some(tps) = a.target_tps {
-        let mut gov = Governor::new(Governor::measured_ladder(&mut exec, 8)?, tps)?;
+        let ladder = Governor::measured_ladder(&mut exec, 8)?;
+        let mut rungs: Vec<(f64, String)> = ladder.iter().map(|r| (r.cost, r.name.clone())).collect();
+        rungs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let rungs: Vec<String> = rungs.into_iter().map(|r| r.1).collect();
+        let mut gov = Governor::new(ladder, tps)?;
         let (g, trace) = generate_governed(&mut exec, &prompt, &mut gov, a.max_tokens, &params, |t, _| sink.push(t))?;
         sink.finish()?;
         if let Some(path) = &a.trace {
-            super::trace::write_trace(path, &trace, tps)?;
-            eprintln!("[matformer] governor trace written to {} (and .png)", path.display());
+            super::trace::write_trace(path, &trace, tps, &rungs)?;
+            eprintln!("[matformer] governor trace written to {} (plots: .png, .rungs.png)", path.display());
         }
         (g.tokens.len(), g.stop)
     } else {
