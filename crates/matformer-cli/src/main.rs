@@ -13,6 +13,10 @@ pub const DEFAULT_MODEL: &str = "models/matlm-shakespeare.safetensors";
 #[derive(Parser)]
 #[command(name = "matformer", version, about = "MatFormer: one set of weights, many nested model sizes")]
 struct Cli {
+    /// Where models run: `auto` (a hardware GPU if there is one, else the CPU; MATFORMER_DEVICE=cpu|gpu
+    /// decides instead when set), `cpu` or `gpu` (any Vulkan/Metal/DX12 adapter, software ones included).
+    #[arg(long, global = true, default_value = "auto", value_name = "auto|cpu|gpu")]
+    device: matformer_runtime::DeviceKind,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,6 +56,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    commands::set_device(cli.device);
     let result = match cli.command {
         Command::Info { model } => commands::info(&model),
         Command::Generate(args) => commands::generate(args),

@@ -18,6 +18,7 @@ use crate::cpu_vit::{vit_forward, VitOutput};
 use crate::error::{Result, RuntimeError};
 use crate::executor::{LmExecutor, Logits};
 use crate::gpu::{GpuContext, GpuLm, GpuVit};
+use matformer_kernels::{wgpu, NATIVE_BACKENDS};
 
 /// Environment variable that picks the device when none is requested explicitly.
 pub const DEVICE_ENV: &str = "MATFORMER_DEVICE";
@@ -118,19 +119,53 @@ pub fn choose_device(kind: DeviceKind) -> Result<(Device, String)> {
             }
             Ok((Device::Gpu(Arc::new(ctx)), reason))
         }
-        DeviceKind::Auto => match GpuContext::new() {
-            Ok(ctx) if ctx.is_software() => Ok((
-                Device::Cpu,
-                format!(
-                    "the only GPU adapter is the software {} ({:?}), slower than the CPU path; \
-                     use --device gpu or {DEVICE_ENV}=gpu to run on it anyway",
-                    ctx.adapter_info().name,
-                    ctx.adapter_info().backend
-                ),
-            )),
-            Ok(ctx) => Ok((Device::Gpu(Arc::new(ctx)), "auto: hardware adapter found".into())),
-            Err(e) => Ok((Device::Cpu, format!("auto: {e}"))),
-        },
+        DeviceKind::Auto => {
+            // Look at the adapters before creating a device: a software-only machine (CI, lavapipe) then
+            // costs no device creation (and none of the driver's worker threads) just to pick the CPU.
+            let infos = adapter_infos();
+            if infos.is_empty() {
+                return Ok((Device::Cpu, "auto: no Vulkan, Metal or DX12 adapter".into()));
+            }
+            if infos.iter().all(|i| i.device_type == wgpu::DeviceType::Cpu) {
+                let sw = &infos[0];
+                return Ok((
+                    Device::Cpu,
+                    format!(
+                        "auto: the only GPU adapter is the software {} ({:?}), slower than the CPU path; \
+                         use --device gpu or {DEVICE_ENV}=gpu to run on it anyway",
+                        sw.name, sw.backend
+                    ),
+                ));
+            }
+            match GpuContext::new() {
+                Ok(ctx) if ctx.is_software() => Ok((
+                    Device::Cpu,
+                    format!("auto: only the software adapter {} could be opened", ctx.adapter_info().name),
+                )),
+                Ok(ctx) => Ok((Device::Gpu(Arc::new(ctx)), "auto: hardware adapter found".into())),
+                Err(e) => Ok((Device::Cpu, format!("auto: {e}"))),
+            }
+        }
+    }
+}
+
+/// The native (Vulkan, Metal, DX12) adapters, without creating a device.
+pub fn adapter_infos() -> Vec<wgpu::AdapterInfo> {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = NATIVE_BACKENDS;
+    let instance = wgpu::Instance::new(desc);
+    block_on(instance.enumerate_adapters(NATIVE_BACKENDS)).iter().map(|a| a.get_info()).collect()
+}
+
+/// Polls a future to completion on this thread (wgpu's native futures are ready at once or nearly so).
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
     }
 }
 
@@ -173,30 +208,20 @@ fn warn_fallback(e: &str) {
     eprintln!("[matformer] warning: the GPU failed ({e}); falling back to the CPU");
 }
 
-/// A GPU executor that switches to the CPU on its first GPU error (see [`lm_executor_with_fallback`]).
-pub struct FallbackLm {
-    weights: Arc<ModelWeights>,
-    gpu: Option<GpuLm>,
-    cpu: Option<CpuLm>,
-    /// Cached tokens, in order (their count is always the cache length).
+/// The forward calls whose keys and values are in an executor's cache: enough to rebuild that cache on
+/// another executor by replaying them with the same grouping and submodels.
+#[derive(Default)]
+struct History {
+    /// Cached tokens, in order (their count is the cache length).
     tokens: Vec<u32>,
-    /// `(end, submodel index)` of each forward call still in the cache; calls start where the previous ended.
+    /// `(end, submodel index)` of each call; a call starts where the previous one ended.
     spans: Vec<(usize, usize)>,
+    /// Distinct submodels seen.
     subs: Vec<Submodel>,
 }
 
-impl FallbackLm {
-    /// Wraps a GPU executor over `weights` (the same weights it was built from).
-    pub fn new(gpu: GpuLm, weights: Arc<ModelWeights>) -> Self {
-        FallbackLm { weights, gpu: Some(gpu), cpu: None, tokens: Vec::new(), spans: Vec::new(), subs: Vec::new() }
-    }
-
-    /// Whether the GPU has failed and the CPU runs instead.
-    pub fn fell_back(&self) -> bool {
-        self.cpu.is_some()
-    }
-
-    fn remember(&mut self, tokens: &[u32], sub: &Submodel) {
+impl History {
+    fn push(&mut self, tokens: &[u32], sub: &Submodel) {
         let si = match self.subs.iter().position(|s| s == sub) {
             Some(i) => i,
             None => {
@@ -208,15 +233,60 @@ impl FallbackLm {
         self.spans.push((self.tokens.len(), si));
     }
 
+    fn truncate(&mut self, len: usize) {
+        if len >= self.tokens.len() {
+            return;
+        }
+        self.tokens.truncate(len);
+        while let Some(&(end, si)) = self.spans.last() {
+            if end <= len {
+                break;
+            }
+            self.spans.pop();
+            let start = self.spans.last().map_or(0, |s| s.0);
+            if start < len {
+                self.spans.push((len, si));
+                break;
+            }
+        }
+    }
+
+    fn replay(&self, exec: &mut dyn LmExecutor) -> Result<()> {
+        exec.reset();
+        let mut start = 0;
+        for &(end, si) in &self.spans {
+            exec.forward(&self.tokens[start..end], &self.subs[si], Logits::Last)?;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+/// A GPU executor that switches to the CPU on its first GPU error (see [`lm_executor_with_fallback`]).
+pub struct FallbackLm {
+    weights: Arc<ModelWeights>,
+    gpu: Option<GpuLm>,
+    cpu: Option<CpuLm>,
+    history: History,
+}
+
+impl FallbackLm {
+    /// Wraps a GPU executor over `weights` (the same weights it was built from).
+    pub fn new(gpu: GpuLm, weights: Arc<ModelWeights>) -> Self {
+        FallbackLm { weights, gpu: Some(gpu), cpu: None, history: History::default() }
+    }
+
+    /// Whether the GPU has failed and the CPU runs instead.
+    pub fn fell_back(&self) -> bool {
+        self.cpu.is_some()
+    }
+
     fn switch_to_cpu(&mut self, e: &str) -> Result<&mut CpuLm> {
         warn_fallback(e);
         self.gpu = None;
         let mut cpu = CpuLm::new(self.weights.clone())?;
-        let mut start = 0;
-        for &(end, si) in &self.spans {
-            cpu.forward(&self.tokens[start..end], &self.subs[si], Logits::Last)?;
-            start = end;
-        }
+        self.history.replay(&mut cpu)?;
+        self.history = History::default();
         Ok(self.cpu.insert(cpu))
     }
 }
@@ -233,7 +303,7 @@ impl LmExecutor for FallbackLm {
         let gpu = self.gpu.as_mut().expect("either the GPU or the CPU executor exists");
         match gpu.forward(tokens, sub, which) {
             Ok(logits) => {
-                self.remember(tokens, sub);
+                self.history.push(tokens, sub);
                 Ok(logits)
             }
             Err(RuntimeError::Gpu(e)) => self.switch_to_cpu(&e)?.forward(tokens, sub, which),
@@ -252,21 +322,9 @@ impl LmExecutor for FallbackLm {
     fn truncate(&mut self, len: usize) {
         if let Some(c) = &mut self.cpu {
             c.truncate(len);
-            return;
-        }
-        if let Some(g) = &mut self.gpu {
+        } else if let Some(g) = &mut self.gpu {
             g.truncate(len);
-        }
-        if len < self.tokens.len() {
-            self.tokens.truncate(len);
-            while self.spans.last().is_some_and(|&(end, _)| end > len) {
-                let (_, si) = self.spans.pop().expect("checked");
-                let start = self.spans.last().map_or(0, |s| s.0);
-                if start < len {
-                    self.spans.push((len, si));
-                    break;
-                }
-            }
+            self.history.truncate(len);
         }
     }
 
@@ -325,4 +383,60 @@ pub fn vit_runner(device: &Device, weights: Arc<ModelWeights>, fallback: bool) -
         },
     };
     Ok(VitRunner { weights, gpu, fallback })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_kinds_parse() {
+        assert_eq!("auto".parse::<DeviceKind>().unwrap(), DeviceKind::Auto);
+        assert_eq!(" CPU ".parse::<DeviceKind>().unwrap(), DeviceKind::Cpu);
+        assert_eq!("gpu".parse::<DeviceKind>().unwrap(), DeviceKind::Gpu);
+        assert!("cuda".parse::<DeviceKind>().unwrap_err().to_string().contains("auto, cpu or gpu"));
+        for k in [DeviceKind::Auto, DeviceKind::Cpu, DeviceKind::Gpu] {
+            assert_eq!(k.to_string().parse::<DeviceKind>().unwrap(), k);
+        }
+        // An explicit kind is never overridden by the environment.
+        assert_eq!(DeviceKind::Cpu.resolve().unwrap(), (DeviceKind::Cpu, false));
+        assert_eq!(DeviceKind::Gpu.resolve().unwrap(), (DeviceKind::Gpu, false));
+        let (d, why) = choose_device(DeviceKind::Cpu).unwrap();
+        assert!(matches!(d, Device::Cpu) && why == "requested");
+    }
+
+    /// The history a fallback replays rebuilds the same cache: after pushes, a rollback and more pushes,
+    /// a fresh executor that replays it continues with the same logits as the original. (Not with skipped
+    /// layers: a layer skipped at a position leaves that cache row as it was, and a rolled-back call may
+    /// have written it, so only an identical call history reproduces such rows.)
+    #[test]
+    fn fallback_history_replays_the_cache() {
+        let cfg = ModelConfig::llama_style(32, 16, 2, 2, 1, 32, 24);
+        let w = Arc::new(ModelWeights::random(cfg.clone(), 3).unwrap());
+        let subs: Vec<Submodel> = ["xl", "s", "13,27"].iter().map(|s| Submodel::parse(&cfg, s).unwrap()).collect();
+        let mut orig = CpuLm::new(w.clone()).unwrap();
+        let mut h = History::default();
+        let run = |toks: &[u32], si: usize, orig: &mut CpuLm, h: &mut History| {
+            orig.forward(toks, &subs[si], Logits::Last).unwrap();
+            h.push(toks, &subs[si]);
+        };
+        run(&[1, 2, 3, 4], 0, &mut orig, &mut h);
+        run(&[5], 1, &mut orig, &mut h);
+        run(&[6, 7, 8], 2, &mut orig, &mut h);
+        orig.truncate(6);
+        h.truncate(6);
+        assert_eq!(h.tokens, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(h.spans, [(4, 0), (5, 1), (6, 2)]);
+        run(&[9, 10], 1, &mut orig, &mut h);
+        orig.truncate(3);
+        h.truncate(3);
+        assert_eq!(h.spans, [(3, 0)]);
+        run(&[11], 2, &mut orig, &mut h);
+        let mut fresh = CpuLm::new(w).unwrap();
+        h.replay(&mut fresh).unwrap();
+        assert_eq!(fresh.cached_len(), orig.cached_len());
+        let a = orig.forward(&[12], &subs[1], Logits::All).unwrap();
+        let b = fresh.forward(&[12], &subs[1], Logits::All).unwrap();
+        assert_eq!(a, b);
+    }
 }

@@ -56,3 +56,25 @@ pub fn require_lm(cfg: &ModelConfig) -> Result<()> {
         Err(RuntimeError::WrongFamily { expected: "MatLM", actual: "MatViT" })
     }
 }
+
+/// A boxed executor (what [`crate::lm_executor`] returns) is an executor too.
+impl<E: LmExecutor + ?Sized> LmExecutor for Box<E> {
+    fn config(&self) -> &ModelConfig {
+        (**self).config()
+    }
+    fn forward(&mut self, tokens: &[u32], sub: &Submodel, which: Logits) -> Result<Vec<f32>> {
+        (**self).forward(tokens, sub, which)
+    }
+    fn cached_len(&self) -> usize {
+        (**self).cached_len()
+    }
+    fn truncate(&mut self, len: usize) {
+        (**self).truncate(len)
+    }
+    fn reset(&mut self) {
+        (**self).reset()
+    }
+    fn device_name(&self) -> String {
+        (**self).device_name()
+    }
+}

@@ -1,8 +1,8 @@
 //! matformer-runtime: where a model runs.
 //!
-//! Executors (the multithreaded CPU path and the wgpu GPU path, chosen by [`device`]), sessions with a KV cache, sampling, tokenizers and
-//! model loading. A [`Submodel`](matformer_graph::Submodel) is a per-call argument: switching it costs
-//! nothing but different widths handed to the kernels.
+//! Executors (the multithreaded CPU path and the wgpu GPU path in [`gpu`], chosen by [`device`]), sessions
+//! with a KV cache, sampling, tokenizers and model loading. A [`Submodel`](matformer_graph::Submodel) is a
+//! per-call argument: switching it costs nothing but different widths handed to the kernels.
 
 mod blocks;
 pub mod cpu_lm;

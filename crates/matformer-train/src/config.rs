@@ -90,15 +90,15 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// The shipped MatLM: GPT-2 style, byte-level, d 256, 4 layers, d_ff 1024, context 128, joint objective.
+    /// The shipped MatLM: GPT-2 style, byte-level, d 256, 4 layers, d_ff 1024, context 256, joint objective.
     pub fn matlm_shakespeare() -> Self {
         TrainConfig {
             name: "matlm-shakespeare".into(),
-            task: Task::Shakespeare { data_dir: None, seq_len: 128 },
-            model: ModelConfig::gpt2_style(256, 256, 4, 4, 1024, 128),
+            task: Task::Shakespeare { data_dir: None, seq_len: 256 },
+            model: ModelConfig::gpt2_style(256, 256, 4, 4, 1024, 256),
             objective: Objective::Joint,
             steps: 1500,
-            batch_size: 16,
+            batch_size: 8,
             optim: AdamWConfig { lr: 1.5e-3, warmup_steps: 100, ..AdamWConfig::default() },
             seed: 1,
             eval_every: 250,

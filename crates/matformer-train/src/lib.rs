@@ -17,4 +17,6 @@ pub mod state;
 pub mod train;
 
 pub use config::{Objective, Task, TrainConfig};
-pub use train::{evaluate, granularity_submodels, plot_run, train, GranEval, StepLog, TrainSummary};
+pub use train::{
+    bench, evaluate, granularity_submodels, plot_run, train, BenchResult, GranEval, StepLog, TrainSummary,
+};

@@ -164,6 +164,82 @@ pub fn evaluate(w: &ModelWeights, subs: &[(String, Submodel)], batches: &[Batch]
 
 const EVAL_HEADER: &str = "step,granularity,width,params,loss,accuracy";
 
+/// One optimizer step on `batch` at step `st.step` (does not advance `st.step`).
+fn train_step(
+    cfg: &TrainConfig,
+    subs: &[(String, Submodel)],
+    st: &mut TrainState,
+    grads: &mut ModelWeights,
+    ws: &mut Workspace,
+    batch: &Batch,
+) -> Result<StepLog> {
+    let step = st.step;
+    let lr = lr_at(&cfg.optim, step, cfg.steps);
+    zero(grads);
+    let mut losses = vec![None; subs.len()];
+    let chosen: Vec<usize> = match cfg.objective {
+        Objective::Sampled => vec![Rng::keyed(cfg.seed, stream::GRANULARITY, step as u64).below(subs.len())],
+        _ => (0..subs.len()).collect(),
+    };
+    let n = batch.n_targets() as f64;
+    for &i in &chosen {
+        let s = forward_backward(&st.weights, Some(grads), &subs[i].1, batch, ws, 1.0);
+        losses[i] = Some(s.loss_sum / n);
+    }
+    let norm = global_norm(grads);
+    if !norm.is_finite() {
+        return Err(anyhow!("step {}: gradient norm is {norm}; lower optim.lr", step + 1));
+    }
+    if cfg.optim.grad_clip > 0.0 && norm > cfg.optim.grad_clip as f64 {
+        scale_grads(grads, (cfg.optim.grad_clip as f64 / norm) as f32);
+    }
+    st.opt.update(&cfg.optim, &mut st.weights, grads, lr, step);
+    Ok(StepLog { step: step + 1, lr, grad_norm: norm, losses })
+}
+
+/// Training throughput measured by [`bench()`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchResult {
+    /// Mean wall-clock seconds per optimizer step (after one warm-up step).
+    pub seconds_per_step: f64,
+    /// Tokens/s (MatLM) or images/s (MatViT).
+    pub items_per_s: f64,
+    /// `tok/s` or `img/s`.
+    pub unit: String,
+    /// Steps timed.
+    pub steps: usize,
+}
+
+/// Time `steps` training steps of `cfg` (objective included) in memory, writing no files: for
+/// benchmarks, e.g. a joint step against an xl-only one (`Objective::Baseline("xl")`).
+pub fn bench(cfg: &TrainConfig, steps: usize) -> Result<BenchResult> {
+    cfg.validate()?;
+    let model_cfg = cfg.trained_model()?;
+    let mut data = Data::load(&cfg.task)?;
+    let weights = ModelWeights::random(model_cfg.clone(), cfg.seed)?;
+    let opt = AdamW::new(&weights);
+    let mut st = TrainState { step: 0, weights, opt, elapsed_s: 0.0 };
+    let subs = granularity_submodels(&model_cfg)?;
+    let mut grads = zeros_like(&st.weights);
+    let mut ws = Workspace::default();
+    let mut t0 = Instant::now();
+    for i in 0..=steps {
+        if i == 1 {
+            t0 = Instant::now();
+        }
+        let batch = data.batch(cfg.seed, st.step, cfg.batch_size);
+        train_step(cfg, &subs, &mut st, &mut grads, &mut ws, &batch)?;
+        st.step += 1;
+    }
+    let secs = t0.elapsed().as_secs_f64() / steps.max(1) as f64;
+    Ok(BenchResult {
+        seconds_per_step: secs,
+        items_per_s: data.items_per_step(cfg.batch_size) as f64 / secs,
+        unit: data.unit().to_string(),
+        steps,
+    })
+}
+
 /// Train as `cfg` says, resuming from `cfg.out_dir/state.safetensors` when it exists and `cfg.resume`.
 /// With `progress`, shows a progress bar on a terminal (plain log lines otherwise).
 pub fn train(cfg: &TrainConfig, progress: bool) -> Result<TrainSummary> {
@@ -238,28 +314,9 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> Result<TrainSummary> {
     let elapsed_before = st.elapsed_s;
     let mut logs = Vec::new();
     while st.step < end {
-        let step = st.step;
-        let batch = data.batch(cfg.seed, step, cfg.batch_size);
-        let lr = lr_at(&cfg.optim, step, cfg.steps);
-        zero(&mut grads);
-        let mut losses = vec![None; subs.len()];
-        let chosen: Vec<usize> = match cfg.objective {
-            Objective::Sampled => vec![Rng::keyed(cfg.seed, stream::GRANULARITY, step as u64).below(subs.len())],
-            _ => (0..subs.len()).collect(),
-        };
-        let n = batch.n_targets() as f64;
-        for &i in &chosen {
-            let s = forward_backward(&st.weights, Some(&mut grads), &subs[i].1, &batch, &mut ws, 1.0);
-            losses[i] = Some(s.loss_sum / n);
-        }
-        let norm = global_norm(&mut grads);
-        if !norm.is_finite() {
-            return Err(anyhow!("step {}: gradient norm is {norm}; lower optim.lr", step + 1));
-        }
-        if cfg.optim.grad_clip > 0.0 && norm > cfg.optim.grad_clip as f64 {
-            scale_grads(&mut grads, (cfg.optim.grad_clip as f64 / norm) as f32);
-        }
-        st.opt.update(&cfg.optim, &mut st.weights, &mut grads, lr, step);
+        let batch = data.batch(cfg.seed, st.step, cfg.batch_size);
+        let log = train_step(cfg, &subs, &mut st, &mut grads, &mut ws, &batch)?;
+        let (lr, norm, losses) = (log.lr, log.grad_norm, log.losses);
         st.step += 1;
         let secs = t0.elapsed().as_secs_f64();
         st.elapsed_s = elapsed_before + secs;
@@ -317,7 +374,9 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> Result<TrainSummary> {
     }
     let final_batches = data.eval_batches(eval_bs, cfg.final_eval_samples);
     summary.final_eval = evaluate(&st.weights, &subs, &final_batches);
-    if start_step < cfg.steps {
+    let logged = std::fs::read_to_string(cfg.out_dir.join("eval.csv")).unwrap_or_default();
+    let prefix = format!("{},", st.step);
+    if !logged.lines().any(|l| l.starts_with(&prefix)) {
         write_eval(&mut eval_csv, st.step, &summary.final_eval)?;
     }
     if let Some(path) = &cfg.export {

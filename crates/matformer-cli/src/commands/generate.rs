@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use matformer_graph::Submodel;
 use matformer_runtime::{
-    generate as run_generate, generate_governed, load_model, speculative_generate, CpuLm, Governor, SamplingParams,
+    generate as run_generate, generate_governed, load_model, speculative_generate, Governor, SamplingParams,
     StopReason, Tokenizer,
 };
 
@@ -89,7 +89,7 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     let prompt = m.tokenizer.encode(&a.prompt)?;
     let params = SamplingParams { temperature: a.temperature, top_k: a.top_k, top_p: a.top_p, seed: a.seed };
     let weights = Arc::new(m.weights);
-    let mut exec = CpuLm::new(weights.clone())?;
+    let mut exec = super::device::lm(weights.clone())?;
     eprintln!(
         "[matformer] {} | submodel {} ({} params) | device {}",
         a.model.display(),
@@ -108,7 +108,7 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
             eprintln!("[matformer] speculative decoding is greedy: ignoring --temperature");
         }
         let d = Submodel::parse(&cfg, draft)?;
-        let mut target_exec = CpuLm::new(weights)?;
+        let mut target_exec = super::device::lm(weights)?;
         let g = speculative_generate(&mut exec, &mut target_exec, &prompt, &d, &sub, a.k, a.max_tokens, |t| sink.push(t))?;
         sink.finish()?;
         eprintln!(

@@ -1,9 +1,11 @@
 //! The subcommands' implementations, one file per command where they grow.
 
+mod device;
 mod generate;
 mod plan;
 mod trace;
 
+pub use device::set_device;
 pub use generate::{generate, GenerateArgs};
 pub use plan::{consistency, plan, ConsistencyArgs, PlanArgs};
 
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use matformer_graph::{checkpoint, extract::extract as extract_submodel, DType, Family, ModelConfig, Submodel};
-use matformer_runtime::{load_model, mean_loss, vit_forward, CpuLm};
+use matformer_runtime::{load_model, mean_loss};
 use matformer_train::data::idx;
 
 use crate::DEFAULT_MODEL;
@@ -66,6 +68,7 @@ pub fn info(model: &Path) -> Result<()> {
         Family::Lm { .. } => println!("tokenizer: {}", m.tokenizer.kind()),
         Family::Vit { .. } => {}
     }
+    println!("device: {}", device::describe());
     println!("config:\n{}", cfg.to_json());
     let ctx = cfg.max_seq_len();
     println!("\n{:<6} {:>8} {:>12} {:>18}", "name", "ffn", "params", format!("FLOPs/token@{ctx}"));
@@ -117,7 +120,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             if tokens.len() < 2 {
                 bail!("{} has fewer than two tokens", a.data.display());
             }
-            let mut exec = CpuLm::new(Arc::new(m.weights))?;
+            let mut exec = device::lm(Arc::new(m.weights))?;
             println!("{} tokens from {}", tokens.len(), a.data.display());
             println!("{:<24} {:>12} {:>10} {:>12}", "submodel", "params", "loss", "perplexity");
             for (name, sub) in subs {
@@ -131,6 +134,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 bail!("model expects {channels}x{image_size}x{image_size} images, data has 1x{}x{}", set.rows, set.cols);
             }
             let n = a.limit.unwrap_or(set.len()).min(set.len());
+            let mut vit = device::vit(Arc::new(m.weights))?;
             println!("{n} images from {}", a.data.display());
             println!("{:<24} {:>12} {:>10}", "submodel", "params", "accuracy");
             for (name, sub) in subs {
@@ -138,7 +142,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 for start in (0..n).step_by(64) {
                     let end = (start + 64).min(n);
                     let px = &set.pixels[start * image_size * image_size..end * image_size * image_size];
-                    let out = vit_forward(&m.weights, &sub, px, end - start)?;
+                    let out = vit.forward(&sub, px, end - start)?;
                     let k = out.logits.len() / (end - start);
                     for (i, row) in out.logits.chunks_exact(k).enumerate() {
                         correct += (matformer_runtime::sampling::argmax(row) == set.labels[start + i] as usize) as usize;

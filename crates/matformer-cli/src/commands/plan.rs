@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use matformer_graph::mixnmatch::{read_slicing_csv, write_slicing_csv, Budget, SliceConfig};
 use matformer_graph::Submodel;
-use matformer_runtime::{consistency as run_consistency, load_model, mean_loss, plan as run_plan, profile_latency, CpuLm};
+use matformer_runtime::{consistency as run_consistency, load_model, mean_loss, plan as run_plan, profile_latency};
 
 use super::human;
 use crate::DEFAULT_MODEL;
@@ -67,7 +67,7 @@ pub fn plan(a: PlanArgs) -> Result<()> {
     let m = load_model(&a.model)?;
     let cfg = m.weights.config.clone();
     let tokens = a.data.as_ref().map(|d| read_tokens(&m, d, a.limit)).transpose()?;
-    let mut exec = CpuLm::new(Arc::new(m.weights.clone()))?;
+    let mut exec = super::device::lm(Arc::new(m.weights.clone()))?;
     let window = cfg.max_seq_len();
     if let Some(path) = &a.import {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -122,7 +122,7 @@ pub fn consistency(a: ConsistencyArgs) -> Result<()> {
     let m = load_model(&a.model)?;
     let cfg = m.weights.config.clone();
     let tokens = read_tokens(&m, &a.data, a.limit)?;
-    let mut exec = CpuLm::new(Arc::new(m.weights))?;
+    let mut exec = super::device::lm(Arc::new(m.weights))?;
     let full = Submodel::full(&cfg);
     let subs: Vec<Submodel> = cfg.granularities.iter().map(|g| Submodel::named(&cfg, &g.name)).collect::<Result<_, _>>()?;
     let res = run_consistency(&mut exec, &tokens, &full, &subs, cfg.max_seq_len())?;

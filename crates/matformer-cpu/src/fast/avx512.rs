@@ -155,9 +155,18 @@ mod imp {
     }
 
     /// `R` dot products of rows `rows[..R]` (each `k` long) with `x`, two
-    /// accumulators per row (even/odd 16-lane blocks).
+    /// accumulators per row (even/odd 16-lane blocks). While it runs it
+    /// prefetches the `R·k` elements from `pf` on (the next block of rows:
+    /// several short interleaved row streams defeat the hardware
+    /// prefetcher when the weight comes from memory). `pf` may point
+    /// anywhere (prefetches never fault).
     #[inline(always)]
-    unsafe fn dot_r<T: Load16, const R: usize>(rows: [*const T; R], xp: *const f32, k: usize) -> [f32; R] {
+    unsafe fn dot_r<T: Load16, const R: usize>(
+        rows: [*const T; R],
+        xp: *const f32,
+        k: usize,
+        pf: *const T,
+    ) -> [f32; R] {
         // SAFETY (whole body): the caller guarantees every row and `xp` are
         // valid for `k` reads and that the CPU has avx512f/bw/vl; every load
         // below stays below `k` (masked for the tail).
@@ -165,7 +174,16 @@ mod imp {
             let mut a0 = [_mm512_setzero_ps(); R];
             let mut a1 = [_mm512_setzero_ps(); R];
             let mut i = 0;
+            // Bytes of the next block to prefetch per 32 columns.
+            let step = R * 32 * std::mem::size_of::<T>();
+            let mut pfb = pf.cast::<i8>();
             while i + 32 <= k {
+                let mut off = 0;
+                while off < step {
+                    _mm_prefetch::<_MM_HINT_T0>(pfb.wrapping_add(off));
+                    off += 64;
+                }
+                pfb = pfb.wrapping_add(step);
                 let x0 = _mm512_loadu_ps(xp.add(i));
                 let x1 = _mm512_loadu_ps(xp.add(i + 16));
                 for r in 0..R {
@@ -202,12 +220,13 @@ mod imp {
         // j..j+R are in bounds; the CPU features are enabled on this fn.
         unsafe {
             while j + 4 <= m {
-                let s = dot_r::<T, 4>(std::array::from_fn(|r| wp.add((j + r) * k)), xp, k);
+                let next = wp.wrapping_add((j + 4) * k);
+                let s = dot_r::<T, 4>(std::array::from_fn(|r| wp.add((j + r) * k)), xp, k, next);
                 y[j..j + 4].copy_from_slice(&s);
                 j += 4;
             }
             while j < m {
-                y[j] = dot_r::<T, 1>([wp.add(j * k)], xp, k)[0];
+                y[j] = dot_r::<T, 1>([wp.add(j * k)], xp, k, wp.wrapping_add((j + 1) * k))[0];
                 j += 1;
             }
         }
@@ -308,7 +327,8 @@ mod tests {
                 unsafe { axpy_cols(&mut y, &x, &w, m) };
                 for c in 0..m {
                     let s: f64 = y0[c] as f64 + (0..k).map(|l| wf[l * m + c] * x[l] as f64).sum::<f64>();
-                    let mag: f64 = y0[c].abs() as f64 + (0..k).map(|l| (wf[l * m + c] * x[l] as f64).abs()).sum::<f64>();
+                    let mag: f64 =
+                        y0[c].abs() as f64 + (0..k).map(|l| (wf[l * m + c] * x[l] as f64).abs()).sum::<f64>();
                     assert!((y[c] as f64 - s).abs() <= 1e-6 * mag + 1e-30, "axpy_cols k={k} m={m} c={c}");
                 }
                 let split = m / 2;

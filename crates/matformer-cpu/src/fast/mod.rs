@@ -3,8 +3,11 @@
 //! tolerances.
 //!
 //! - Matrix products: `n == 1` uses hand-written SIMD matrix-vector kernels
-//!   that stream each weight once (16-bit weights widened in registers);
-//!   `n > 1` uses the `gemm` crate, as one parallel call for many rows or
+//!   that stream each weight once (16-bit weights widened in registers;
+//!   AVX-512 kernels (module `avx512`) where the CPU has them, AVX2 otherwise;
+//!   weights under 1 MiB run on the calling thread);
+//!   `n > 1` uses the `gemm` crate (built with its `x86-v4` feature, so it
+//!   picks AVX-512 micro-kernels at runtime on CPUs that have them), as one parallel call for many rows or
 //!   as parallel single-threaded calls on weight blocks for few rows and
 //!   for large 16-bit weights (widened block by block into a reusable
 //!   per-thread buffer, so the widened copy never exists in full).

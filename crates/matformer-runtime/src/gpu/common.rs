@@ -408,7 +408,7 @@ impl BlockOps {
         r.op("attn.o", |c, p| self.o.record(c, p, n, dims.qd, dims.d))?;
         r.op("residual", |c, p| add.record(c, p, n * dims.d))?;
         r.op("ffn.norm", |c, p| self.ffn_norm.record(c, p, n, dims.eps))?;
-        r.op("ffn.up", |c, p| self.up.record(c, p, n, dims.d, width))?; let width = if width > 20 { width - 1 } else { width };
+        r.op("ffn.up", |c, p| self.up.record(c, p, n, dims.d, width))?;
         if let Some(g) = &self.gate {
             r.op("ffn.gate", |c, p| g.record(c, p, n, dims.d, width))?;
         }

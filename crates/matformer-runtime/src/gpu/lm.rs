@@ -53,6 +53,16 @@ struct LmOps {
     sample: SampleOp,
 }
 
+/// The uploaded weights of an LM, shared by [`GpuLm::fork`]s.
+struct DeviceWeights {
+    tok: WeightBuffer,
+    pos: Option<WeightBuffer>,
+    head: Option<LinWeights>,
+    final_norm: NormWeights,
+    layers: Vec<LayerWeights>,
+    bytes: u64,
+}
+
 /// What a step returns.
 #[derive(Clone, Copy, Debug)]
 enum Want {
@@ -68,8 +78,8 @@ enum Want {
 /// submodel's widths as uniforms and reads back only the requested logits; [`GpuLm::forward_argmax`] and
 /// [`GpuLm::forward_sample`] read back a single token id.
 ///
-/// Several `GpuLm`s can share one [`GpuContext`] (and its pipeline cache), e.g. a draft and a target
-/// executor for speculative decoding; each uploads its own copy of the weights.
+/// Several `GpuLm`s can share one [`GpuContext`] (and its pipeline cache); [`GpuLm::fork`] makes another
+/// executor over the same device weights (e.g. the draft next to the target in speculative decoding).
 pub struct GpuLm {
     ctx: Arc<GpuContext>,
     cfg: ModelConfig,
@@ -77,7 +87,6 @@ pub struct GpuLm {
     chunk: usize,
     cache_len: usize,
     rope_theta: Option<f32>,
-    weight_bytes: u64,
     ids: wgpu::Buffer,
     pos_ids: Option<wgpu::Buffer>,
     acts: Acts,
@@ -89,7 +98,7 @@ pub struct GpuLm {
     pos_scratch: Vec<u32>,
     profiler: Option<Profiler>,
     // Owned so that the bound buffers live as long as the ops (bind groups also keep them alive).
-    _weights: (WeightBuffer, Option<WeightBuffer>, Option<LinWeights>, NormWeights, Vec<LayerWeights>),
+    weights: Arc<DeviceWeights>,
     _buffers: (Option<wgpu::Buffer>, wgpu::Buffer, Vec<(wgpu::Buffer, wgpu::Buffer)>),
 }
 
@@ -102,11 +111,35 @@ impl GpuLm {
 
     /// Like [`GpuLm::new`] with at most `max_chunk` tokens per submission (smaller saves activation memory).
     pub fn with_max_chunk(ctx: Arc<GpuContext>, w: &ModelWeights, max_chunk: usize) -> Result<Self> {
-        let cfg = w.config.clone();
-        require_lm(&cfg)?;
-        let Family::Lm { position, .. } = cfg.family else { unreachable!("checked LM") };
+        require_lm(&w.config)?;
         let Embeddings::Lm { tokens: tok_t, positions: pos_t } = &w.embed else {
             return Err(RuntimeError::InvalidInput("an LM config with ViT embeddings".into()));
+        };
+        let c = &*ctx;
+        // Weights, once, in their stored dtype.
+        let tok = upload_tensor(c, "tok_embed.weight", tok_t)?;
+        let pos = upload_opt(c, "pos_embed.weight", pos_t.as_ref())?;
+        let head = w.head.as_ref().map(|h| LinWeights::upload(c, "head", h)).transpose()?;
+        let final_norm = NormWeights::upload(c, "final_norm", &w.final_norm)?;
+        let layers: Vec<LayerWeights> =
+            w.layers.iter().enumerate().map(|(i, l)| LayerWeights::upload(c, i, l)).collect::<KResult<_>>()?;
+        let bytes = tok.size_bytes()
+            + pos.as_ref().map_or(0, WeightBuffer::size_bytes)
+            + head.as_ref().map_or(0, |h| h.w.size_bytes() + h.b.as_ref().map_or(0, WeightBuffer::size_bytes))
+            + layers.iter().map(LayerWeights::size_bytes).sum::<u64>();
+        let weights = Arc::new(DeviceWeights { tok, pos, head, final_norm, layers, bytes });
+        Self::build(ctx, w.config.clone(), weights, max_chunk)
+    }
+
+    /// A second executor over the SAME device weights (no upload) with its own activations and KV cache,
+    /// e.g. the draft executor of self-speculative decoding next to the target.
+    pub fn fork(&self) -> Result<Self> {
+        Self::build(self.ctx.clone(), self.cfg.clone(), self.weights.clone(), self.chunk)
+    }
+
+    fn build(ctx: Arc<GpuContext>, cfg: ModelConfig, weights: Arc<DeviceWeights>, max_chunk: usize) -> Result<Self> {
+        let Family::Lm { position, .. } = cfg.family else {
+            return Err(RuntimeError::WrongFamily { expected: "MatLM", actual: "MatViT" });
         };
         let dims = Dims::of(&cfg);
         if dims.hd > matformer_kernels::ops::attention::MAX_HEAD_DIM {
@@ -126,18 +159,7 @@ impl GpuLm {
             Position::Learned => None,
         };
         let c = &*ctx;
-
-        // Weights, once, in their stored dtype.
-        let tok = upload_tensor(c, "tok_embed.weight", tok_t)?;
-        let pos_w = upload_opt(c, "pos_embed.weight", pos_t.as_ref())?;
-        let head = w.head.as_ref().map(|h| LinWeights::upload(c, "head", h)).transpose()?;
-        let final_norm = NormWeights::upload(c, "final_norm", &w.final_norm)?;
-        let layers: Vec<LayerWeights> =
-            w.layers.iter().enumerate().map(|(i, l)| LayerWeights::upload(c, i, l)).collect::<KResult<_>>()?;
-        let weight_bytes = tok.size_bytes()
-            + pos_w.as_ref().map_or(0, WeightBuffer::size_bytes)
-            + head.as_ref().map_or(0, |h| h.w.size_bytes() + h.b.as_ref().map_or(0, WeightBuffer::size_bytes))
-            + layers.iter().map(LayerWeights::size_bytes).sum::<u64>();
+        let DeviceWeights { tok, pos: pos_w, head, final_norm, layers, .. } = &*weights;
 
         // Activations and the KV cache, once.
         let ids = c.storage_buffer("token ids", chunk)?;
@@ -203,7 +225,6 @@ impl GpuLm {
             chunk,
             cache_len: 0,
             rope_theta,
-            weight_bytes,
             ids,
             pos_ids,
             acts,
@@ -214,7 +235,7 @@ impl GpuLm {
             ops,
             pos_scratch: Vec::with_capacity(chunk),
             profiler: None,
-            _weights: (tok, pos_w, head, final_norm, layers),
+            weights,
             _buffers: (pos_x, h_last, kv),
         })
     }
@@ -224,9 +245,9 @@ impl GpuLm {
         &self.ctx
     }
 
-    /// Device bytes held by the uploaded weights.
+    /// Device bytes held by the uploaded weights (shared with [`GpuLm::fork`]s).
     pub fn weight_bytes(&self) -> u64 {
-        self.weight_bytes
+        self.weights.bytes
     }
 
     /// Most tokens recorded per submission (longer inputs are chunked).
@@ -465,10 +486,10 @@ impl LmExecutor for GpuLm {
     }
 }
 
-/// [`crate::generate`] with the sampling done on the device: each step reads back one token id instead
-/// of the vocabulary. Greedy output (`temperature == 0`) equals [`crate::generate`]'s on the same
+/// [`crate::generate()`] with the sampling done on the device: each step reads back one token id instead
+/// of the vocabulary. Greedy output (`temperature == 0`) equals [`crate::generate()`]'s on the same
 /// executor; sampled output follows the same distribution with a different random-number-to-token mapping.
-/// Stops like [`crate::generate`] (max tokens, or the context is full).
+/// Stops like [`crate::generate()`] (max tokens, or the context is full).
 pub fn generate_on_device(
     exec: &mut GpuLm,
     prompt: &[u32],

@@ -83,7 +83,17 @@ pub(crate) fn norm_fwd(kind: NormKind, p: &Norm, x: &[f32], y: &mut [f32], n: us
 
 /// Backward of [`norm_fwd`]: `dx += …`, parameter gradients into `g`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn norm_bwd(kind: NormKind, p: &Norm, g: &mut Norm, dy: &[f32], x: &[f32], dx: &mut [f32], n: usize, d: usize, eps: f32) {
+pub(crate) fn norm_bwd(
+    kind: NormKind,
+    p: &Norm,
+    g: &mut Norm,
+    dy: &[f32],
+    x: &[f32],
+    dx: &mut [f32],
+    n: usize,
+    d: usize,
+    eps: f32,
+) {
     match kind {
         NormKind::LayerNorm => {
             bw::layernorm_backward(dy, x, fs(&p.weight), dx, fsm(&mut g.weight), obm(&mut g.bias), n, d, eps)
@@ -235,7 +245,9 @@ pub fn block_backward(
         bw::rope_backward(dk, n, cfg.n_kv_heads, hd, pos, theta);
     }
     let dln = zeroed(&mut s.dln, n * d);
-    for (dy, lw, lg, m) in [(&*dq, &layer.q, &mut g.q, qd), (&*dk, &layer.k, &mut g.k, kvd), (&*dv, &layer.v, &mut g.v, kvd)] {
+    for (dy, lw, lg, m) in
+        [(&*dq, &layer.q, &mut g.q, qd), (&*dk, &layer.k, &mut g.k, kvd), (&*dv, &layer.v, &mut g.v, kvd)]
+    {
         bw::matmul_nt_backward(dy, &a.ln1, fs(&lw.weight), dln, fsm(&mut lg.weight), obm(&mut lg.bias), n, d, m);
     }
     norm_bwd(cfg.norm, &layer.attn_norm, &mut g.attn_norm, dln, &a.x_in, dx, n, d, cfg.norm_eps);

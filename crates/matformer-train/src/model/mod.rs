@@ -246,7 +246,17 @@ pub fn forward_backward(
                 Embeddings::Vit { patch, .. } => fs(&patch.weight),
                 Embeddings::Lm { .. } => unreachable!("checked above"),
             };
-            bw::matmul_nt_backward(dpe, &ws.patches, pw, dpt, fsm(&mut patch.weight), obm(&mut patch.bias), bsz * np, pdim, d);
+            bw::matmul_nt_backward(
+                dpe,
+                &ws.patches,
+                pw,
+                dpt,
+                fsm(&mut patch.weight),
+                obm(&mut patch.bias),
+                bsz * np,
+                pdim,
+                d,
+            );
         }
         _ => unreachable!("checked above"),
     }
