@@ -218,9 +218,11 @@ fn speculative_decoding_on_gpu_equals_xl_greedy() {
     let Some((_serial, ctx)) = ctx_or_skip() else { return };
     let cfg = llama();
     let w = weights(&cfg, 21, DType::F32);
-    // One context, two executors (draft and target keep separate KV caches).
+    // One context, one upload of the weights, two executors (draft and target keep separate KV caches).
     let mut target = GpuLm::new(ctx.clone(), &w).unwrap();
-    let mut draft = GpuLm::new(ctx.clone(), &w).unwrap();
+    let mut draft = target.fork().unwrap();
+    // And a separately uploaded executor gives the same results as the fork.
+    let mut draft2 = GpuLm::new(ctx.clone(), &w).unwrap();
     let xl = Submodel::full(&cfg);
     let prompt = [5u32, 9, 2, 33, 7];
     let greedy = generate(&mut target, &prompt, &xl, 24, &SamplingParams::default(), |_| {}).unwrap();
@@ -229,6 +231,8 @@ fn speculative_decoding_on_gpu_equals_xl_greedy() {
         let g = speculative_generate(&mut draft, &mut target, &prompt, &d, &xl, k, 24, |_| {}).unwrap();
         assert_eq!(g.tokens, greedy.tokens, "draft {spec} k {k}");
         assert!(g.stats.verify_passes > 0);
+        let g2 = speculative_generate(&mut draft2, &mut target, &prompt, &d, &xl, k, 24, |_| {}).unwrap();
+        assert_eq!(g2, g, "forked and separately uploaded drafts agree");
     }
     // The CPU's greedy text is the same (the logits agree to ~1e-5 and this prompt has no near-ties).
     let mut cpu = CpuLm::new(w).unwrap();

@@ -181,9 +181,9 @@ impl GpuLm {
             .collect::<KResult<_>>()?;
 
         // Op instances, once.
-        let (head_w, head_b) = match &head {
+        let (head_w, head_b) = match head {
             Some(h) => (&h.w, h.b.as_ref()),
-            None => (&tok, None),
+            None => (tok, None),
         };
         let pos = match (&pos_w, &pos_ids, &pos_x) {
             (Some(pw), Some(pi), Some(px)) => {
@@ -204,15 +204,15 @@ impl GpuLm {
             })
             .collect::<KResult<_>>()?;
         let ops = LmOps {
-            embed: EmbeddingOp::new(c, &tok, s(&ids), s(&acts.x))?,
+            embed: EmbeddingOp::new(c, tok, s(&ids), s(&acts.x))?,
             pos,
             rope_q: rope_theta.map(|_| RopeOp::new(c, s(&acts.q))).transpose()?,
             rope_k: rope_theta.map(|_| RopeOp::new(c, s(&acts.k))).transpose()?,
             add: AddOp::new(c, s(&acts.x), s(&acts.h))?,
             layers: layer_ops,
-            norm_all: NormOp::new(c, dims.norm, s(&acts.x), &final_norm, s(&acts.h))?,
+            norm_all: NormOp::new(c, dims.norm, s(&acts.x), final_norm, s(&acts.h))?,
             head_all: LinearOps::nt(c, s(&acts.h), head_w, head_b, s(&logits_all))?,
-            norm_last: NormOp::new(c, dims.norm, s(&x_last), &final_norm, s(&h_last))?,
+            norm_last: NormOp::new(c, dims.norm, s(&x_last), final_norm, s(&h_last))?,
             head_last: LinearOps::nt(c, s(&h_last), head_w, head_b, s(&logits_last))?,
             argmax: ArgmaxOp::new(c, s(&logits_last), s(&token))?,
             sample: SampleOp::new(c, s(&logits_last), s(&token))?,
