@@ -21,18 +21,22 @@ fn busy(stop: Arc<AtomicBool>) {
 }
 
 pub fn main() {
-    let path = std::env::args().nth(1).filter(|a| !a.starts_with('-')).unwrap_or_else(|| "models/matlm-shakespeare.safetensors".into());
-    let tokens: usize = std::env::args().nth(2).filter(|a| !a.starts_with('-')).and_then(|t| t.parse().ok()).unwrap_or(150);
+    let path = std::env::args()
+        .nth(1)
+        .filter(|a| !a.starts_with('-'))
+        .unwrap_or_else(|| "models/matlm-shakespeare.safetensors".into());
+    let tokens: usize =
+        std::env::args().nth(2).filter(|a| !a.starts_with('-')).and_then(|t| t.parse().ok()).unwrap_or(150);
     let weights = match load_model(path.as_ref()) {
         Ok(m) => m.weights,
         Err(_) => ModelWeights::random(ModelConfig::gpt2_style(256, 128, 4, 4, 1024, 512), 0).unwrap(),
     };
-    let cfg = weights.config.clone();
     let mut exec = CpuLm::new(Arc::new(weights)).unwrap();
     // Calibrate: the target is 80% of what xl achieves on an idle machine.
     let ladder = Governor::measured_ladder(&mut exec, 8).unwrap();
     let mut probe = Governor::new(ladder.clone(), 1e-9).unwrap(); // never steps: measures xl alone
-    let (_, t) = generate_governed(&mut exec, &[1, 2, 3], &mut probe, 20, &SamplingParams::default(), |_, _| {}).unwrap();
+    let (_, t) =
+        generate_governed(&mut exec, &[1, 2, 3], &mut probe, 20, &SamplingParams::default(), |_, _| {}).unwrap();
     let xl_secs = t[5..].iter().map(|s| s.secs).sum::<f64>() / (t.len() - 5) as f64;
     let target = 0.8 / xl_secs;
     println!("xl alone: {:.1} tokens/s; target {:.1} tokens/s", 1.0 / xl_secs, target);
@@ -41,20 +45,21 @@ pub fn main() {
     let mut load: Vec<std::thread::JoinHandle<()>> = Vec::new();
     let started = Instant::now();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) * 2;
-    let (g, trace) = generate_governed(&mut exec, &[1, 2, 3], &mut gov, tokens, &SamplingParams::default(), |_, step| {
-        if step.step == tokens / 3 {
-            println!("step {}: starting {threads} busy threads", step.step);
-            for _ in 0..threads {
-                let s = stop.clone();
-                load.push(std::thread::spawn(move || busy(s)));
+    let (g, trace) =
+        generate_governed(&mut exec, &[1, 2, 3], &mut gov, tokens, &SamplingParams::default(), |_, step| {
+            if step.step == tokens / 3 {
+                println!("step {}: starting {threads} busy threads", step.step);
+                for _ in 0..threads {
+                    let s = stop.clone();
+                    load.push(std::thread::spawn(move || busy(s)));
+                }
             }
-        }
-        if step.step == 2 * tokens / 3 {
-            println!("step {}: stopping the load", step.step);
-            stop.store(true, Ordering::Relaxed);
-        }
-    })
-    .unwrap();
+            if step.step == 2 * tokens / 3 {
+                println!("step {}: stopping the load", step.step);
+                stop.store(true, Ordering::Relaxed);
+            }
+        })
+        .unwrap();
     stop.store(true, Ordering::Relaxed);
     for h in load {
         h.join().unwrap();
@@ -62,7 +67,15 @@ pub fn main() {
     let mut csv = String::from("step,submodel,ms,tokens_per_s,target_tps,load\n");
     for s in &trace {
         let loaded = s.step >= tokens / 3 && s.step < 2 * tokens / 3;
-        csv.push_str(&format!("{},{},{:.3},{:.2},{:.2},{}\n", s.step, s.submodel, s.secs * 1e3, 1.0 / s.secs, target, loaded as u8));
+        csv.push_str(&format!(
+            "{},{},{:.3},{:.2},{:.2},{}\n",
+            s.step,
+            s.submodel,
+            s.secs * 1e3,
+            1.0 / s.secs,
+            target,
+            loaded as u8
+        ));
     }
     std::fs::create_dir_all("target").unwrap();
     std::fs::write("target/governor_trace.csv", csv).unwrap();
@@ -73,9 +86,15 @@ pub fn main() {
         names.dedup();
         (tps, names.join("→"))
     };
-    for (name, lo, hi) in [("before", 0, tokens / 3), ("under load", tokens / 3, 2 * tokens / 3), ("after", 2 * tokens / 3, tokens)] {
+    for (name, lo, hi) in
+        [("before", 0, tokens / 3), ("under load", tokens / 3, 2 * tokens / 3), ("after", 2 * tokens / 3, tokens)]
+    {
         let (tps, subs) = phase(lo, hi);
         println!("{name:>10}: {tps:6.1} tokens/s, submodels {subs}");
     }
-    println!("{} tokens in {:.2}s; trace in target/governor_trace.csv", g.tokens.len(), started.elapsed().as_secs_f64());
+    println!(
+        "{} tokens in {:.2}s; trace in target/governor_trace.csv",
+        g.tokens.len(),
+        started.elapsed().as_secs_f64()
+    );
 }

@@ -10,7 +10,10 @@ use matformer::graph::{ModelConfig, ModelWeights, Submodel};
 use matformer::runtime::{generate, load_model, speculative_generate, CpuLm, SamplingParams};
 
 pub fn main() {
-    let path = std::env::args().nth(1).filter(|a| !a.starts_with('-')).unwrap_or_else(|| "models/matlm-shakespeare.safetensors".into());
+    let path = std::env::args()
+        .nth(1)
+        .filter(|a| !a.starts_with('-'))
+        .unwrap_or_else(|| "models/matlm-shakespeare.safetensors".into());
     let weights = match load_model(path.as_ref()) {
         Ok(m) => m.weights,
         Err(_) => ModelWeights::random(ModelConfig::gpt2_style(256, 64, 2, 4, 256, 256), 0).unwrap(),

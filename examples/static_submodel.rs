@@ -29,7 +29,7 @@ pub fn main() {
     let mix = mix.join(",");
     let requests = [("phone", "s"), ("laptop", "m"), ("server", "xl"), ("mixed", mix.as_str())];
     for (device, spec) in requests {
-        let sub = Submodel::parse(&cfg, &spec).expect("valid spec");
+        let sub = Submodel::parse(&cfg, spec).expect("valid spec");
         let prompt = tok.encode("KING:\n").unwrap();
         let g = generate(&mut exec, &prompt, &sub, 24, &SamplingParams::default(), |_| {}).unwrap();
         println!("{device:>7} [{spec}, {} params]: {:?}", sub.params(&cfg), tok.decode(&g.tokens).unwrap());

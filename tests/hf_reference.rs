@@ -25,8 +25,7 @@ impl Reference {
         let bytes = std::fs::read(fixture(&format!("hf/{arch}/reference.safetensors"))).unwrap();
         let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
-        let tensors =
-            st.tensors().into_iter().map(|(n, v)| (n, (v.shape().to_vec(), v.data().to_vec()))).collect();
+        let tensors = st.tensors().into_iter().map(|(n, v)| (n, (v.shape().to_vec(), v.data().to_vec()))).collect();
         Reference { tensors, meta: meta.metadata().clone().unwrap_or_default() }
     }
     fn f32s(&self, name: &str) -> Vec<f32> {

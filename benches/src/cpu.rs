@@ -88,7 +88,13 @@ fn gemm(quick: bool) -> Value {
     let mut rows = vec![];
     for n in [1usize, 64, 512] {
         for m in [384usize, 768, 1536, 3072] {
-            let reps = if quick { 3 } else if n == 1 { 50 } else { 9 };
+            let reps = if quick {
+                3
+            } else if n == 1 {
+                50
+            } else {
+                9
+            };
             let f32_rate = gemm_rate(n, 768, m, reps, |v| v);
             let f16_rate = gemm_rate(n, 768, m, reps, f16::from_f32);
             rows.push(json!({ "n": n, "m": m, "f32_gflops": f32_rate, "f16_weights_gflops": f16_rate }));

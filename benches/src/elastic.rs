@@ -24,7 +24,10 @@ const VALIDATION: &str = "data/shakespeare/valid.txt";
 fn model() -> Result<(ModelWeights, String)> {
     match load_model(Path::new(SHIPPED)) {
         Ok(m) => Ok((m.weights, SHIPPED.to_string())),
-        Err(_) => Ok((ModelWeights::random(ModelConfig::gpt2_style(256, 256, 4, 4, 1024, 256), 0)?, "random (no shipped model)".into())),
+        Err(_) => Ok((
+            ModelWeights::random(ModelConfig::gpt2_style(256, 256, 4, 4, 1024, 256), 0)?,
+            "random (no shipped model)".into(),
+        )),
     }
 }
 
@@ -71,7 +74,8 @@ fn switch_cost(cfg: &ModelConfig) -> Result<Value> {
 fn planner(w: &Arc<ModelWeights>, quick: bool) -> Result<Value> {
     let cfg = &w.config;
     let mut exec = CpuLm::new(w.clone())?;
-    let text = std::fs::read_to_string(VALIDATION).unwrap_or_else(|_| "To be, or not to be: that is the question.\n".repeat(50));
+    let text = std::fs::read_to_string(VALIDATION)
+        .unwrap_or_else(|_| "To be, or not to be: that is the question.\n".repeat(50));
     let tokens: Vec<u32> = text.bytes().map(u32::from).take(if quick { 512 } else { 4096 }).collect();
     let (s, full) = (Submodel::named(cfg, "s")?.params(cfg), Submodel::full(cfg).params(cfg));
     let window = cfg.max_seq_len();
@@ -81,7 +85,12 @@ fn planner(w: &Arc<ModelWeights>, quick: bool) -> Result<Value> {
         let mut score = |sub: &Submodel| mean_loss(&mut exec, &tokens, sub, window);
         let (best, _) = plan(cfg, Budget::Params(budget), None, Some(&mut score), if quick { 2 } else { 6 })?;
         // The nearest named granularity under the same budget.
-        let named = cfg.granularities.iter().rev().map(|g| Submodel::named(cfg, &g.name).unwrap()).find(|x| x.params(cfg) <= budget);
+        let named = cfg
+            .granularities
+            .iter()
+            .rev()
+            .map(|g| Submodel::named(cfg, &g.name).unwrap())
+            .find(|x| x.params(cfg) <= budget);
         let named_loss = match &named {
             Some(n) => Some(mean_loss(&mut exec, &tokens, n, window)?),
             None => None,
@@ -112,29 +121,33 @@ fn governor_trace(w: &Arc<ModelWeights>, quick: bool) -> Result<Value> {
     let mut gov = Governor::new(ladder, target)?;
     let stop = Arc::new(AtomicBool::new(false));
     let mut load = vec![];
-    let (_, trace) = generate_governed(&mut exec, &[1, 2, 3], &mut gov, max_new, &SamplingParams::default(), |_, s| {
-        if s.step == max_new / 3 {
-            for _ in 0..4 {
-                let st = stop.clone();
-                load.push(std::thread::spawn(move || {
-                    let mut x = 1.0f64;
-                    while !st.load(Ordering::Relaxed) {
-                        x = (x * 1.000001).sqrt() + 1.0;
-                    }
-                    black_box(x);
-                }));
+    let (_, trace) =
+        generate_governed(&mut exec, &[1, 2, 3], &mut gov, max_new, &SamplingParams::default(), |_, s| {
+            if s.step == max_new / 3 {
+                for _ in 0..4 {
+                    let st = stop.clone();
+                    load.push(std::thread::spawn(move || {
+                        let mut x = 1.0f64;
+                        while !st.load(Ordering::Relaxed) {
+                            x = (x * 1.000001).sqrt() + 1.0;
+                        }
+                        black_box(x);
+                    }));
+                }
             }
-        }
-        if s.step == 2 * max_new / 3 {
-            stop.store(true, Ordering::Relaxed);
-        }
-    })?;
+            if s.step == 2 * max_new / 3 {
+                stop.store(true, Ordering::Relaxed);
+            }
+        })?;
     stop.store(true, Ordering::Relaxed);
     for h in load {
         let _ = h.join();
     }
-    let steps: Vec<Value> = trace.iter().map(|s| json!({ "step": s.step, "submodel": s.submodel, "ms": s.secs * 1e3 })).collect();
-    Ok(json!({ "target_tps": target, "xl_idle_tps": 1.0 / xl_secs, "load_steps": [max_new / 3, 2 * max_new / 3], "trace": steps }))
+    let steps: Vec<Value> =
+        trace.iter().map(|s| json!({ "step": s.step, "submodel": s.submodel, "ms": s.secs * 1e3 })).collect();
+    Ok(
+        json!({ "target_tps": target, "xl_idle_tps": 1.0 / xl_secs, "load_steps": [max_new / 3, 2 * max_new / 3], "trace": steps }),
+    )
 }
 
 /// Run every elastic measurement on the shipped model (or a random one when it is missing).

@@ -54,5 +54,7 @@ pub fn run(quick: bool) -> Result<Value> {
         rows.push(json!({ "dtype": "f32", "n": n, "widths": time_ffn(&ctx, |v| v, n, reps)? }));
         rows.push(json!({ "dtype": "f16", "n": n, "widths": time_ffn(&ctx, f16::from_f32, n, reps)? }));
     }
-    Ok(json!({ "adapter": ctx.info_line(), "software": ctx.is_software(), "timing": "wall clock per dispatch batch", "ffn": rows }))
+    Ok(
+        json!({ "adapter": ctx.info_line(), "software": ctx.is_software(), "timing": "wall clock per dispatch batch", "ffn": rows }),
+    )
 }

@@ -32,7 +32,9 @@ fn main() -> Result<()> {
                 Some("cpu") => gpu = false,
                 other => anyhow::bail!("--device takes cpu or gpu, got {other:?}"),
             },
-            other => anyhow::bail!("unknown argument `{other}` (expected --quick, --device cpu|gpu, --out PATH, --torch PATH)"),
+            other => anyhow::bail!(
+                "unknown argument `{other}` (expected --quick, --device cpu|gpu, --out PATH, --torch PATH)"
+            ),
         }
     }
     let torch_json = match &torch {

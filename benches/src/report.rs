@@ -82,7 +82,12 @@ fn print_elastic(e: &Value) {
         );
     }
     let w = &e["switch"];
-    println!("submodel switch: {:.1} ns, {} allocations over {} switches", f(&w["ns_per_switch"]), w["allocations"], w["iterations"]);
+    println!(
+        "submodel switch: {:.1} ns, {} allocations over {} switches",
+        f(&w["ns_per_switch"]),
+        w["allocations"],
+        w["iterations"]
+    );
     println!("planner (params budget -> best Mix'n'Match spec by validation loss, vs nearest named granularity):");
     for r in e["planner"].as_array().into_iter().flatten() {
         println!(
@@ -99,7 +104,11 @@ fn print_elastic(e: &Value) {
     let g = &e["governor"];
     let trace = g["trace"].as_array().cloned().unwrap_or_default();
     let (a, b) = (g["load_steps"][0].as_u64().unwrap_or(0) as usize, g["load_steps"][1].as_u64().unwrap_or(0) as usize);
-    println!("governor: target {:.1} tokens/s (xl idle {:.1}); load from step {a} to {b}", f(&g["target_tps"]), f(&g["xl_idle_tps"]));
+    println!(
+        "governor: target {:.1} tokens/s (xl idle {:.1}); load from step {a} to {b}",
+        f(&g["target_tps"]),
+        f(&g["xl_idle_tps"])
+    );
     for (name, lo, hi) in [("before", 1, a), ("load", a, b), ("after", b, trace.len())] {
         let part = &trace[lo.min(trace.len())..hi.min(trace.len())];
         if part.is_empty() {

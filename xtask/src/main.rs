@@ -55,7 +55,10 @@ fn bench(args: &[String]) -> Result<()> {
     } else {
         eprintln!("[xtask] no .venv-ref: skipping the PyTorch comparison (see scripts/README.md)");
     }
-    run(Command::new(env!("CARGO")).current_dir(&root).args(["run", "--release", "-q", "-p", "matformer-bench", "--"]).args(&bench_args))
+    run(Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["run", "--release", "-q", "-p", "matformer-bench", "--"])
+        .args(&bench_args))
 }
 
 fn validate_shaders() -> Result<()> {

@@ -60,7 +60,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info { model } => commands::info(&model),
         Command::Generate(args) => commands::generate(args),
-        Command::Extract { model, submodel, out, dtype } => commands::extract(&model, &submodel, &out, dtype.as_deref()),
+        Command::Extract { model, submodel, out, dtype } => {
+            commands::extract(&model, &submodel, &out, dtype.as_deref())
+        }
         Command::Eval(args) => commands::eval(args),
         Command::Plan(args) => commands::plan(args),
         Command::Consistency(args) => commands::consistency(args),

@@ -48,7 +48,9 @@ fn info_generate_extract_eval() {
     for needle in ["\"d_ff\": 64", "xl", "FLOPs/token"] {
         assert!(info.contains(needle), "info lacks {needle}: {info}");
     }
-    let gen = |seed: &str| ok(&["generate", "--model", &m, "--submodel", "s", "--prompt", "Hi", "--max-tokens", "12", "--seed", seed]);
+    let gen = |seed: &str| {
+        ok(&["generate", "--model", &m, "--submodel", "s", "--prompt", "Hi", "--max-tokens", "12", "--seed", seed])
+    };
     assert_eq!(gen("3"), gen("3"), "seeded generation must be reproducible");
     assert!(gen("3").starts_with("Hi"));
     let small = dir.join("small.safetensors").display().to_string();
@@ -58,7 +60,11 @@ fn info_generate_extract_eval() {
     let text = dir.join("t.txt");
     std::fs::write(&text, "To be, or not to be, that is the question.\n".repeat(4)).unwrap();
     let ev = ok(&["eval", "--model", &m, "--data", text.to_str().unwrap(), "--all"]);
-    assert_eq!(ev.lines().filter(|l| l.contains("perplexity") || l.starts_with("s ") || l.starts_with("xl ")).count(), 3, "{ev}");
+    assert_eq!(
+        ev.lines().filter(|l| l.contains("perplexity") || l.starts_with("s ") || l.starts_with("xl ")).count(),
+        3,
+        "{ev}"
+    );
 }
 
 #[test]
@@ -88,7 +94,19 @@ fn plan_consistency_speculative_and_governed() {
     let out = ok(&["plan", "--model", &m, "--budget", "params=40K"]);
     assert!(out.contains("best under Params(40000)"), "{out}");
     let csv = dir.join("table.csv");
-    let out = ok(&["plan", "--model", &m, "--budget", "flops=200K", "--data", t, "--max-evals", "2", "--export", csv.to_str().unwrap()]);
+    let out = ok(&[
+        "plan",
+        "--model",
+        &m,
+        "--budget",
+        "flops=200K",
+        "--data",
+        t,
+        "--max-evals",
+        "2",
+        "--export",
+        csv.to_str().unwrap(),
+    ]);
     assert!(out.contains("exported"), "{out}");
     let imported = ok(&["plan", "--model", &m, "--import", csv.to_str().unwrap(), "--data", t]);
     assert!(imported.lines().count() >= 2, "{imported}");
@@ -100,10 +118,34 @@ fn plan_consistency_speculative_and_governed() {
     let c = ok(&["consistency", "--model", &m, "--data", t]);
     assert!(c.contains("100.00%"), "xl agrees with itself: {c}");
     let greedy = ok(&["generate", "--model", &m, "--temperature", "0", "--max-tokens", "20", "--prompt", "ab"]);
-    let spec = ok(&["generate", "--model", &m, "--draft", "s", "--k", "3", "--max-tokens", "20", "--prompt", "ab", "--temperature", "0"]);
+    let spec = ok(&[
+        "generate",
+        "--model",
+        &m,
+        "--draft",
+        "s",
+        "--k",
+        "3",
+        "--max-tokens",
+        "20",
+        "--prompt",
+        "ab",
+        "--temperature",
+        "0",
+    ]);
     assert_eq!(greedy, spec, "speculative output must equal greedy xl output");
     let trace = dir.join("trace.csv");
-    ok(&["generate", "--model", &m, "--target-tps", "1000000", "--max-tokens", "10", "--trace", trace.to_str().unwrap()]);
+    ok(&[
+        "generate",
+        "--model",
+        &m,
+        "--target-tps",
+        "1000000",
+        "--max-tokens",
+        "10",
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
     let csv = std::fs::read_to_string(&trace).unwrap();
     assert_eq!(csv.lines().count(), 11, "{csv}");
     assert!(csv.lines().last().unwrap().contains(",s,"), "an impossible target ends on the smallest rung: {csv}");

@@ -56,6 +56,10 @@ pub fn consistency(
     }
     Ok(acc
         .into_iter()
-        .map(|(agree, kl)| Consistency { agreement: agree as f64 / positions as f64, kl: kl / positions as f64, positions })
+        .map(|(agree, kl)| Consistency {
+            agreement: agree as f64 / positions as f64,
+            kl: kl / positions as f64,
+            positions,
+        })
         .collect())
 }

@@ -32,7 +32,6 @@ struct Scratch {
     positions: Vec<usize>,
 }
 
-
 /// A MatLM held in host memory, run by the multithreaded CPU kernels.
 pub struct CpuLm {
     weights: Arc<ModelWeights>,

@@ -3,7 +3,6 @@
 use matformer_cpu::fast;
 use matformer_graph::{Linear, Norm, NormKind, Tensor, TensorRef};
 
-
 /// Run `$body` with `$w` bound to the typed slice inside a [`TensorRef`].
 macro_rules! with_elems {
     ($t:expr, |$w:ident| $body:expr) => {

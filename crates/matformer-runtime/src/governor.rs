@@ -71,13 +71,19 @@ impl Governor {
             let mut times: Vec<f64> = (0..steps.max(3))
                 .map(|i| {
                     let t0 = Instant::now();
-                    exec.forward(&[(i % cfg.n_outputs()) as u32], &rung.submodel, Logits::Last).map(|_| t0.elapsed().as_secs_f64())
+                    exec.forward(&[(i % cfg.n_outputs()) as u32], &rung.submodel, Logits::Last)
+                        .map(|_| t0.elapsed().as_secs_f64())
                 })
                 .collect::<Result<_>>()?;
             times.sort_by(f64::total_cmp);
             rung.cost = times[times.len() / 2];
         }
         exec.reset();
+        // Timing noise must not reorder the ladder: a wider submodel never costs less than a narrower one.
+        ladder.sort_by_key(|r| r.submodel.flops_per_token(&cfg, 1));
+        for i in 1..ladder.len() {
+            ladder[i].cost = ladder[i].cost.max(ladder[i - 1].cost);
+        }
         Ok(ladder)
     }
 
@@ -172,7 +178,11 @@ mod tests {
         ["xl", "s", "m", "l"]
             .iter()
             .enumerate()
-            .map(|(i, n)| Rung { name: n.to_string(), submodel: Submodel::named(&cfg, n).unwrap(), cost: [8.0, 1.0, 2.0, 4.0][i] })
+            .map(|(i, n)| Rung {
+                name: n.to_string(),
+                submodel: Submodel::named(&cfg, n).unwrap(),
+                cost: [8.0, 1.0, 2.0, 4.0][i],
+            })
             .collect()
     }
 

@@ -43,11 +43,7 @@ pub fn load_model(path: &Path) -> Result<LoadedModel> {
     } else {
         (checkpoint::load(path)?, path.parent().map(Path::to_path_buf).unwrap_or_default())
     };
-    let tok_file = if meta.is_dir() {
-        dir.join("tokenizer.json")
-    } else {
-        path.with_extension("tokenizer.json")
-    };
+    let tok_file = if meta.is_dir() { dir.join("tokenizer.json") } else { path.with_extension("tokenizer.json") };
     let tokenizer = if tok_file.is_file() { Tokenizer::from_file(&tok_file)? } else { Tokenizer::Bytes };
     if weights.config.is_lm() && tokenizer.vocab_size() > weights.config.n_outputs() {
         return Err(RuntimeError::Tokenizer(format!(

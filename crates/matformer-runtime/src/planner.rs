@@ -67,13 +67,16 @@ pub fn profile_latency(exec: &mut dyn LmExecutor, steps: usize) -> Result<Latenc
     Ok(LatencyProfile { base_ms: (my - slope * mx).max(0.0), ms_per_flop: slope })
 }
 
+/// A candidate scorer: lower is better (e.g. validation loss).
+pub type Scorer<'a> = &'a mut dyn FnMut(&Submodel) -> Result<f64>;
+
 /// Pick the best candidate under `budget`. `score` (lower is better, e.g. validation loss) is called for at
 /// most `max_scored` of the largest feasible candidates; without it, the largest feasible one wins.
 pub fn plan(
     cfg: &ModelConfig,
     budget: Budget,
     profile: Option<&LatencyProfile>,
-    mut score: Option<&mut dyn FnMut(&Submodel) -> Result<f64>>,
+    mut score: Option<Scorer<'_>>,
     max_scored: usize,
 ) -> Result<(PlanRow, Vec<PlanRow>)> {
     if matches!(budget, Budget::LatencyMs(_)) && profile.is_none() {

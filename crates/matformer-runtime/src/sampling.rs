@@ -89,10 +89,10 @@ impl Sampler {
         }
         let mass: f32 = self.probs[..keep].iter().sum();
         let mut r = self.rng.random::<f32>() * mass;
-        for i in 0..keep {
-            r -= self.probs[i];
+        for (&p, &id) in self.probs[..keep].iter().zip(order.iter()) {
+            r -= p;
             if r <= 0.0 {
-                return order[i] as u32;
+                return id as u32;
             }
         }
         order[keep - 1] as u32

@@ -45,6 +45,7 @@ pub struct SpecGeneration {
 ///
 /// `draft_exec` and `target_exec` are two executors over the *same* weights (e.g. two `CpuLm`s sharing one
 /// `Arc<ModelWeights>`): each keeps its own KV cache, since a narrower FFN gives different keys and values.
+#[allow(clippy::too_many_arguments)] // draft and target each need an executor and a submodel
 pub fn speculative_generate(
     draft_exec: &mut dyn LmExecutor,
     target_exec: &mut dyn LmExecutor,

@@ -24,10 +24,9 @@ impl Tokenizer {
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         match self {
             Tokenizer::Bytes => Ok(text.bytes().map(u32::from).collect()),
-            Tokenizer::Hf(t) => t
-                .encode(text, false)
-                .map(|e| e.get_ids().to_vec())
-                .map_err(|e| RuntimeError::Tokenizer(e.to_string())),
+            Tokenizer::Hf(t) => {
+                t.encode(text, false).map(|e| e.get_ids().to_vec()).map_err(|e| RuntimeError::Tokenizer(e.to_string()))
+            }
         }
     }
 

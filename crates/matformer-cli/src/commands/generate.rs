@@ -109,7 +109,8 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         }
         let d = Submodel::parse(&cfg, draft)?;
         let mut target_exec = super::device::lm(weights)?;
-        let g = speculative_generate(&mut exec, &mut target_exec, &prompt, &d, &sub, a.k, a.max_tokens, |t| sink.push(t))?;
+        let g =
+            speculative_generate(&mut exec, &mut target_exec, &prompt, &d, &sub, a.k, a.max_tokens, |t| sink.push(t))?;
         sink.finish()?;
         eprintln!(
             "[matformer] draft {} k={}: accepted {}/{} drafted tokens ({:.1}%), {} verify passes",

@@ -41,11 +41,9 @@ pub struct EvalArgs {
 }
 
 fn submodels(cfg: &ModelConfig, spec: Option<&str>, all: bool) -> Result<Vec<(String, Submodel)>> {
-    if all || spec.is_none() {
-        cfg.granularities.iter().map(|g| Ok((g.name.clone(), Submodel::named(cfg, &g.name)?))).collect()
-    } else {
-        let s = spec.expect("checked");
-        Ok(vec![(s.to_string(), Submodel::parse(cfg, s)?)])
+    match spec {
+        Some(s) if !all => Ok(vec![(s.to_string(), Submodel::parse(cfg, s)?)]),
+        _ => cfg.granularities.iter().map(|g| Ok((g.name.clone(), Submodel::named(cfg, &g.name)?))).collect(),
     }
 }
 
@@ -74,7 +72,13 @@ pub fn info(model: &Path) -> Result<()> {
     println!("\n{:<6} {:>8} {:>12} {:>18}", "name", "ffn", "params", format!("FLOPs/token@{ctx}"));
     for g in &cfg.granularities {
         let s = Submodel::named(cfg, &g.name)?;
-        println!("{:<6} {:>8} {:>12} {:>18}", g.name, g.width, human(s.params(cfg)), human(s.flops_per_token(cfg, ctx)));
+        println!(
+            "{:<6} {:>8} {:>12} {:>18}",
+            g.name,
+            g.width,
+            human(s.params(cfg)),
+            human(s.flops_per_token(cfg, ctx))
+        );
     }
     Ok(())
 }
@@ -131,7 +135,11 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         Family::Vit { image_size, channels, .. } => {
             let set = idx::load_idx(&a.data, &idx::labels_path_for(&a.data)).map_err(anyhow::Error::msg)?;
             if channels != 1 || set.rows != image_size || set.cols != image_size {
-                bail!("model expects {channels}x{image_size}x{image_size} images, data has 1x{}x{}", set.rows, set.cols);
+                bail!(
+                    "model expects {channels}x{image_size}x{image_size} images, data has 1x{}x{}",
+                    set.rows,
+                    set.cols
+                );
             }
             let n = a.limit.unwrap_or(set.len()).min(set.len());
             let mut vit = device::vit(Arc::new(m.weights))?;
@@ -145,7 +153,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                     let out = vit.forward(&sub, px, end - start)?;
                     let k = out.logits.len() / (end - start);
                     for (i, row) in out.logits.chunks_exact(k).enumerate() {
-                        correct += (matformer_runtime::sampling::argmax(row) == set.labels[start + i] as usize) as usize;
+                        correct +=
+                            (matformer_runtime::sampling::argmax(row) == set.labels[start + i] as usize) as usize;
                     }
                 }
                 println!("{:<24} {:>12} {:>9.2}%", name, human(sub.params(&cfg)), 100.0 * correct as f64 / n as f64);

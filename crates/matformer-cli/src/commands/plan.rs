@@ -93,8 +93,7 @@ pub fn plan(a: PlanArgs) -> Result<()> {
         None
     };
     let mut scorer = |s: &Submodel| mean_loss(&mut exec, tokens.as_ref().expect("checked"), s, window);
-    let score: Option<&mut dyn FnMut(&Submodel) -> matformer_runtime::Result<f64>> =
-        if tokens.is_some() { Some(&mut scorer) } else { None };
+    let score: Option<matformer_runtime::planner::Scorer<'_>> = if tokens.is_some() { Some(&mut scorer) } else { None };
     let (best, rows) = run_plan(&cfg, budget, profile.as_ref(), score, a.max_evals)?;
     println!("{:<32} {:>10} {:>12} {:>10} {:>8}", "candidate (per-layer)", "params", "FLOPs/tok", "ms/tok", "loss");
     for r in rows.iter().take(12) {
@@ -124,7 +123,8 @@ pub fn consistency(a: ConsistencyArgs) -> Result<()> {
     let tokens = read_tokens(&m, &a.data, a.limit)?;
     let mut exec = super::device::lm(Arc::new(m.weights))?;
     let full = Submodel::full(&cfg);
-    let subs: Vec<Submodel> = cfg.granularities.iter().map(|g| Submodel::named(&cfg, &g.name)).collect::<Result<_, _>>()?;
+    let subs: Vec<Submodel> =
+        cfg.granularities.iter().map(|g| Submodel::named(&cfg, &g.name)).collect::<Result<_, _>>()?;
     let res = run_consistency(&mut exec, &tokens, &full, &subs, cfg.max_seq_len())?;
     println!("{} positions of {}", res[0].positions, a.data.display());
     println!("{:<8} {:>10} {:>16} {:>12}", "submodel", "params", "greedy agree", "KL(xl||sub)");
