@@ -55,6 +55,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The Vulkan loader complains on stderr when this is unset (common in containers); it only needs a
+    // writable directory. Set before any thread exists.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
     let cli = Cli::parse();
     commands::set_device(cli.device);
     let result = match cli.command {

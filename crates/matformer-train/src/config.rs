@@ -90,15 +90,15 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// The shipped MatLM: GPT-2 style, byte-level, d 256, 4 layers, d_ff 1024, context 256, joint objective.
+    /// The shipped MatLM: GPT-2 style, byte-level, d 256, 4 layers, d_ff 1024, context 128, joint objective.
     pub fn matlm_shakespeare() -> Self {
         TrainConfig {
             name: "matlm-shakespeare".into(),
-            task: Task::Shakespeare { data_dir: None, seq_len: 256 },
-            model: ModelConfig::gpt2_style(256, 256, 4, 4, 1024, 256),
+            task: Task::Shakespeare { data_dir: None, seq_len: 128 },
+            model: ModelConfig::gpt2_style(256, 256, 4, 4, 1024, 128),
             objective: Objective::Joint,
             steps: 1500,
-            batch_size: 8,
+            batch_size: 16,
             optim: AdamWConfig { lr: 1.5e-3, warmup_steps: 100, ..AdamWConfig::default() },
             seed: 1,
             eval_every: 250,
@@ -113,22 +113,22 @@ impl TrainConfig {
         }
     }
 
-    /// The shipped MatViT: 28×28×1, patch 4, d 96, 4 layers, d_ff 384, joint objective, no augmentation
-    /// (the run is a few epochs long, too short to overfit).
+    /// The shipped MatViT: 28×28×1, patch 7 (16 patches + class token), d 128, 4 layers, d_ff 512, joint
+    /// objective, no augmentation (about ten epochs: too short to overfit).
     pub fn matvit_fashion() -> Self {
         TrainConfig {
             name: "matvit-fashion".into(),
             task: Task::FashionMnist { data_dir: None, augment: None },
-            model: ModelConfig::vit(28, 4, 1, 10, 96, 4, 4, 384),
+            model: ModelConfig::vit(28, 7, 1, 10, 128, 4, 4, 512),
             objective: Objective::Joint,
-            steps: 12_000,
+            steps: 20_000,
             batch_size: 32,
-            optim: AdamWConfig { lr: 1.5e-3, warmup_steps: 300, weight_decay: 0.05, ..AdamWConfig::default() },
+            optim: AdamWConfig { lr: 8e-4, warmup_steps: 500, weight_decay: 0.05, ..AdamWConfig::default() },
             seed: 1,
-            eval_every: 2000,
+            eval_every: 2500,
             eval_samples: 2000,
             final_eval_samples: 10_000,
-            checkpoint_every: 250,
+            checkpoint_every: 500,
             out_dir: PathBuf::from("runs/matvit-fashion"),
             export: Some(PathBuf::from("models/matvit-fashion.safetensors")),
             export_dtype: "f32".into(),

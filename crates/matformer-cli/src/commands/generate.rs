@@ -43,6 +43,9 @@ pub struct GenerateArgs {
     /// RNG seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Stop at the end of the context instead of sliding the window to keep generating.
+    #[arg(long)]
+    no_slide: bool,
     /// Hold this many tokens/s: a governor picks the submodel at every step (overrides --submodel).
     #[arg(long)]
     target_tps: Option<f64>,
@@ -136,9 +139,23 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         }
         (g.tokens.len(), g.stop)
     } else {
-        let g = run_generate(&mut exec, &prompt, &sub, a.max_tokens, &params, |t| sink.push(t))?;
-        sink.finish()?;
-        (g.tokens.len(), g.stop)
+        // Past the context, slide: re-prefill the last half-context of text and keep going.
+        let max_seq = cfg.max_seq_len();
+        let mut all = prompt.clone();
+        let mut produced = 0;
+        let mut window = prompt;
+        let mut p = params.clone();
+        loop {
+            let g = run_generate(&mut exec, &window, &sub, a.max_tokens - produced, &p, |t| sink.push(t))?;
+            produced += g.tokens.len();
+            all.extend_from_slice(&g.tokens);
+            if g.stop != StopReason::ContextFull || produced >= a.max_tokens || a.no_slide {
+                sink.finish()?;
+                break (produced, g.stop);
+            }
+            window = all[all.len() - max_seq / 2..].to_vec();
+            p.seed = p.seed.wrapping_add(1); // a fresh random stream per window, still reproducible
+        }
     };
     let secs = start.elapsed().as_secs_f64();
     eprintln!(
