@@ -31,6 +31,8 @@ pub fn main() {
         Ok(m) => m.weights,
         Err(_) => ModelWeights::random(ModelConfig::gpt2_style(256, 128, 4, 4, 1024, 512), 0).unwrap(),
     };
+    // Stay inside the context: the governed run does not slide the window.
+    let tokens = tokens.min(weights.config.max_seq_len() - 3);
     let mut exec = CpuLm::new(Arc::new(weights)).unwrap();
     // Calibrate: the target is 80% of what xl achieves on an idle machine.
     let ladder = Governor::measured_ladder(&mut exec, 8).unwrap();
@@ -80,7 +82,7 @@ pub fn main() {
     std::fs::create_dir_all("target").unwrap();
     std::fs::write("target/governor_trace.csv", csv).unwrap();
     let phase = |lo: usize, hi: usize| {
-        let s = &trace[lo.max(1)..hi];
+        let s = &trace[lo.max(1).min(trace.len())..hi.min(trace.len())];
         let tps = s.len() as f64 / s.iter().map(|t| t.secs).sum::<f64>();
         let mut names: Vec<&str> = s.iter().map(|t| t.submodel.as_str()).collect();
         names.dedup();

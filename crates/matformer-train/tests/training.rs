@@ -216,3 +216,16 @@ fn vit_objectives_train_and_resume() {
         assert_eq!(x.losses, y.losses, "step {}", x.step);
     }
 }
+
+#[test]
+fn bench_times_joint_and_xl_only_steps() {
+    let dir = tmp("bench");
+    let cfg = tiny_lm(&dir, 10);
+    let joint = matformer_train::bench(&cfg, 2).unwrap();
+    let mut xl = cfg.clone();
+    xl.objective = Objective::Baseline("xl".into());
+    let single = matformer_train::bench(&xl, 2).unwrap();
+    assert_eq!(joint.unit, "tok/s");
+    assert!(joint.seconds_per_step > 0.0 && single.items_per_s > 0.0);
+    assert!(!dir.exists(), "bench writes no files");
+}
