@@ -58,3 +58,68 @@ pub fn run(quick: bool) -> Result<Value> {
         json!({ "adapter": ctx.info_line(), "software": ctx.is_software(), "timing": "wall clock per dispatch batch", "ffn": rows }),
     )
 }
+
+/// End-to-end decode on the GPU per granularity (tokens/s), with the CPU path's beside it, and the
+/// timestamp-query profile of every op at each granularity relative to xl.
+pub fn decode(quick: bool) -> Result<Value> {
+    use std::sync::Arc;
+
+    use matformer_graph::{ModelConfig, ModelWeights, Submodel};
+    use matformer_runtime::gpu::{generate_on_device, GpuLm};
+    use matformer_runtime::{generate, CpuLm, LmExecutor, SamplingParams};
+
+    let ctx = match GpuContext::new() {
+        Ok(c) => Arc::new(c),
+        Err(e) => return Ok(json!({ "skipped": format!("no GPU adapter: {e}") })),
+    };
+    // Small on a software adapter (lavapipe runs shaders on the CPU); GPT-2-small-sized on real hardware.
+    let cfg = if quick || ctx.is_software() {
+        ModelConfig::gpt2_style(4096, 256, 4, 4, 1024, 128)
+    } else {
+        ModelConfig::gpt2_style(50257, 768, 12, 12, 3072, 1024)
+    };
+    let w = ModelWeights::random(cfg.clone(), 0)?;
+    let mut gpu = GpuLm::new(ctx.clone(), &w)?;
+    let w = Arc::new(w);
+    let mut cpu = CpuLm::new(w.clone())?;
+    let steps = if ctx.is_software() { 16 } else { 64 };
+    let prompt: Vec<u32> = (0..8).collect();
+    let greedy = SamplingParams::default();
+    let mut rows = vec![];
+    let mut profiles = vec![];
+    for g in &cfg.granularities {
+        let sub = Submodel::named(&cfg, &g.name)?;
+        generate_on_device(&mut gpu, &prompt, &sub, 2, &greedy, |_| {})?; // warm up pipelines
+        let t0 = Instant::now();
+        generate_on_device(&mut gpu, &prompt, &sub, steps, &greedy, |_| {})?;
+        let gpu_tps = steps as f64 / t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        generate(&mut cpu, &prompt, &sub, steps, &greedy, |_| {})?;
+        let cpu_tps = steps as f64 / t0.elapsed().as_secs_f64();
+        rows.push(json!({ "submodel": g.name, "gpu_tokens_per_s": gpu_tps, "cpu_tokens_per_s": cpu_tps }));
+        // Per-op device time from timestamp queries (when the adapter has them).
+        gpu.set_profiling(true)?;
+        gpu.reset();
+        gpu.forward_argmax(&prompt, &sub)?;
+        gpu.take_profile();
+        for i in 0..8u32 {
+            gpu.forward_argmax(&[i], &sub)?;
+        }
+        let p = gpu.take_profile();
+        gpu.set_profiling(false)?;
+        profiles.push((g.name.clone(), p));
+    }
+    let xl = &profiles.last().expect("granularities").1;
+    let labels = ["ffn.up", "ffn.act", "ffn.down", "attn.core", "attn.q", "head"];
+    let per_op: Vec<Value> = profiles
+        .iter()
+        .map(|(name, p)| {
+            let ops: serde_json::Map<String, Value> = labels
+                .iter()
+                .map(|l| ((*l).to_string(), json!({ "us": p.total_ns(l) / 8e3, "ratio_to_xl": p.total_ns(l) / xl.total_ns(l).max(1.0) })))
+                .collect();
+            json!({ "submodel": name, "timestamps": p.timestamps, "ffn_ratio_to_xl": p.total_ns("ffn.") / xl.total_ns("ffn.").max(1.0), "ops": ops })
+        })
+        .collect();
+    Ok(json!({ "model_params": Submodel::full(&cfg).params(&cfg), "decode": rows, "profile": per_op }))
+}

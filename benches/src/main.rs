@@ -49,6 +49,7 @@ fn main() -> Result<()> {
         "quick": quick });
     if gpu {
         json["gpu"] = gpu_kernels::run(quick)?;
+        json["gpu"]["e2e"] = gpu_kernels::decode(quick)?;
     }
     if let Some(t) = &torch_json {
         json["torch"] = t.clone();

@@ -137,4 +137,30 @@ fn print_gpu(g: &Value) {
             .collect();
         println!("  {} n={:<3} {}", r["dtype"].as_str().unwrap_or(""), r["n"], ws.join("  "));
     }
+    let e = &g["e2e"];
+    if let Some(why) = e["skipped"].as_str() {
+        println!("end-to-end: skipped ({why})");
+        return;
+    }
+    println!("end-to-end greedy decode, random MatLM {} params: tokens/s GPU vs CPU", e["model_params"]);
+    for r in e["decode"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<3} GPU {:>8.1}  CPU {:>8.1}",
+            r["submodel"].as_str().unwrap_or(""),
+            f(&r["gpu_tokens_per_s"]),
+            f(&r["cpu_tokens_per_s"])
+        );
+    }
+    println!("per-op device time (timestamp queries), decode, relative to xl:");
+    for r in e["profile"].as_array().into_iter().flatten() {
+        let ops = r["ops"].as_object().cloned().unwrap_or_default();
+        let parts: Vec<String> = ops.iter().map(|(k, v)| format!("{k} {:.3}", f(&v["ratio_to_xl"]))).collect();
+        println!(
+            "  {:<3} all FFN {:.3} | {} (timestamps: {})",
+            r["submodel"].as_str().unwrap_or(""),
+            f(&r["ffn_ratio_to_xl"]),
+            parts.join(", "),
+            r["timestamps"]
+        );
+    }
 }
