@@ -36,7 +36,7 @@ fn speculative(w: &Arc<ModelWeights>, quick: bool) -> Result<Value> {
     let (mut d, mut t) = (CpuLm::new(w.clone())?, CpuLm::new(w.clone())?);
     let xl = Submodel::full(cfg);
     let prompt: Vec<u32> = "KING HENRY:\nOnce more unto the breach".bytes().map(u32::from).collect();
-    let n = if quick { 48 } else { 160 };
+    let n = (if quick { 48 } else { 160 }).min(cfg.max_seq_len() - prompt.len());
     let t0 = Instant::now();
     let greedy = generate(&mut t, &prompt, &xl, n, &SamplingParams::default(), |_| {})?;
     let base = t0.elapsed().as_secs_f64();
