@@ -3,6 +3,7 @@
 //! - `bench [--quick] [--device cpu|gpu]`: run the benchmark suite (and PyTorch's, when `.venv-ref` exists), print a table,
 //!   write `target/bench/results.json`.
 //! - `validate-shaders`: parse and validate every WGSL kernel variant with naga (no device needed).
+//! - `train-demo [preset...]`: reproduce the shipped models (`matlm-shakespeare`, `matvit-fashion`).
 //! - `test-kernels`: run the GPU kernel and end-to-end GPU test suites (`MATFORMER_REQUIRE_GPU=1` makes them
 //!   fail instead of skipping when there is no adapter).
 
@@ -86,12 +87,35 @@ fn test_kernels() -> Result<()> {
     run(cmd.env("XDG_RUNTIME_DIR", std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into())))
 }
 
+/// Reproduce the shipped models: each preset trains (resuming from `runs/<name>` if interrupted) and
+/// exports to `models/`.
+fn train_demo(args: &[String]) -> Result<()> {
+    let presets: Vec<&str> = if args.is_empty() {
+        vec!["matlm-shakespeare", "matvit-fashion"]
+    } else {
+        args.iter().map(String::as_str).collect()
+    };
+    for p in presets {
+        run(Command::new(env!("CARGO")).current_dir(root()).args([
+            "run",
+            "--release",
+            "-p",
+            "matformer-cli",
+            "--",
+            "train",
+            p,
+        ]))?;
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("bench") => bench(&args[1..]),
         Some("validate-shaders") => validate_shaders(),
         Some("test-kernels") => test_kernels(),
-        _ => bail!("usage: cargo xtask <bench [--quick] [--device cpu|gpu] | validate-shaders | test-kernels>"),
+        Some("train-demo") => train_demo(&args[1..]),
+        _ => bail!("usage: cargo xtask <bench [--quick] [--device cpu|gpu] | validate-shaders | test-kernels | train-demo [preset...]>"),
     }
 }

@@ -50,6 +50,8 @@ enum Command {
     Eval(commands::EvalArgs),
     /// Mix'n'Match planner: the best submodel under a params, FLOPs or latency budget.
     Plan(commands::PlanArgs),
+    /// Train a MatFormer (all granularities jointly) on the CPU; resumable after a kill.
+    Train(commands::TrainArgs),
     /// Agreement of each submodel with the full model (greedy tokens, KL) on a text file.
     Consistency(commands::ConsistencyArgs),
 }
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval(args),
         Command::Plan(args) => commands::plan(args),
         Command::Consistency(args) => commands::consistency(args),
+        Command::Train(args) => commands::train(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

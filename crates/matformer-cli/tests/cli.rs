@@ -150,3 +150,22 @@ fn plan_consistency_speculative_and_governed() {
     assert_eq!(csv.lines().count(), 11, "{csv}");
     assert!(csv.lines().last().unwrap().contains(",s,"), "an impossible target ends on the smallest rung: {csv}");
 }
+
+#[test]
+fn train_resumes_and_exports_a_loadable_model() {
+    let dir = tmp("train");
+    let out = dir.join("run");
+    let model = dir.join("m.safetensors");
+    let (o, m) = (out.to_str().unwrap(), model.to_str().unwrap());
+    let args = ["train", "matlm-shakespeare", "--steps", "2", "--batch", "1", "--out-dir", o, "--export", m];
+    let first = ok(&args);
+    assert!(first.contains("steps 0..2"), "{first}");
+    // Asking for more steps resumes from the checkpoint instead of starting over.
+    let mut more = args.to_vec();
+    more[3] = "3";
+    let second = ok(&more);
+    assert!(second.contains("steps 2..3"), "{second}");
+    assert!(ok(&["info", m]).contains("xl"));
+    fails_cleanly(&["train", "no-such-preset"], "neither a preset");
+    fails_cleanly(&["train", "matlm-shakespeare", "--objective", "greedy"], "unknown objective");
+}

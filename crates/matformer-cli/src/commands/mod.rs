@@ -4,10 +4,12 @@ mod device;
 mod generate;
 mod plan;
 mod trace;
+mod train;
 
 pub use device::set_device;
 pub use generate::{generate, GenerateArgs};
 pub use plan::{consistency, plan, ConsistencyArgs, PlanArgs};
+pub use train::{train, TrainArgs};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
