@@ -1,5 +1,5 @@
 //! Dynamic deployment: a governor holds a target tokens/s while another workload takes CPU away mid-generation.
-//! Writes the per-step trace to `target/governor_trace.csv`.
+//! Writes the per-step trace to `target/governor_trace.csv` and a plot to `target/governor_trace.png`.
 //!
 //! `cargo run --release --example governor [MODEL] [TOKENS]`
 
@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use matformer::graph::{ModelConfig, ModelWeights};
 use matformer::runtime::{generate_governed, load_model, CpuLm, Governor, SamplingParams};
+use matformer_train::log::{line_plot, Series};
 
 fn busy(stop: Arc<AtomicBool>) {
     let mut x = 1.0f64;
@@ -81,6 +82,12 @@ pub fn main() {
     }
     std::fs::create_dir_all("target").unwrap();
     std::fs::write("target/governor_trace.csv", csv).unwrap();
+    let decode = || trace.iter().skip(1);
+    let series = [
+        Series { label: "tokens/s".into(), points: decode().map(|t| (t.step as f64, 1.0 / t.secs)).collect() },
+        Series { label: "target".into(), points: decode().map(|t| (t.step as f64, target)).collect() },
+    ];
+    line_plot("target/governor_trace.png".as_ref(), "governor under a CPU load", "step", "tokens/s", &series).unwrap();
     let phase = |lo: usize, hi: usize| {
         let s = &trace[lo.max(1).min(trace.len())..hi.min(trace.len())];
         let tps = s.len() as f64 / s.iter().map(|t| t.secs).sum::<f64>();
