@@ -80,7 +80,7 @@ fn validate_shaders() -> Result<()> {
 
 fn test_kernels() -> Result<()> {
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(root()).args(["test", "--release", "--test", "gpu_kernels"]);
+    cmd.current_dir(root()).args(["test", "--release", "--test", "gpu_kernels", "--test", "gpu_kernels_ops"]);
     if root().join("tests/gpu_e2e.rs").exists() {
         cmd.args(["--test", "gpu_e2e"]);
     }
