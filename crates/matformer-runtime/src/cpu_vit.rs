@@ -41,6 +41,7 @@ pub fn vit_forward(w: &ModelWeights, sub: &Submodel, images: &[f32], batch: usiz
     let mut pooled = vec![0.0; batch * d];
     let (mut patches, mut x, mut h, mut q, mut k, mut v, mut att) = Default::default();
     let mut ffn = FfnScratch::default();
+    let cls = cls.to_f32_vec(); // widened once, not per image
     for b in 0..batch {
         let img = &images[b * per_image..(b + 1) * per_image];
         // Flatten patches channel-major (c, y, x), matching a PyTorch Conv2d weight reshaped to [d, c*p*p].
@@ -57,7 +58,7 @@ pub fn vit_forward(w: &ModelWeights, sub: &Submodel, images: &[f32], batch: usiz
         }
         let xs: &mut [f32] = grow(&mut x, seq * d);
         linear(pt, patch, &mut xs[d..], n_patch, pdim);
-        xs[..d].copy_from_slice(&cls.to_f32_vec());
+        xs[..d].copy_from_slice(&cls);
         with_elems!(positions.as_ref(), |p| fast::add_bias(xs, p, 1, seq * d));
         for l in sub.active_layers() {
             let layer = &w.layers[l];

@@ -99,16 +99,8 @@ impl Sampler {
     }
 }
 
-/// Index of the largest value (first on ties).
-pub fn argmax(x: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in x.iter().enumerate() {
-        if v > x[best] {
-            best = i;
-        }
-    }
-    best
-}
+/// Index of the largest value (first on ties): the CPU kernel crate's, so host and GPU paths agree.
+pub use matformer_cpu::fast::argmax;
 
 #[cfg(test)]
 mod tests {
