@@ -84,8 +84,8 @@ pub fn main() {
     std::fs::write("target/governor_trace.csv", csv).unwrap();
     let decode = || trace.iter().skip(1);
     let series = [
-        Series { label: "tokens/s".into(), points: decode().map(|t| (t.step as f64, 1.0 / t.secs)).collect() },
-        Series { label: "target".into(), points: decode().map(|t| (t.step as f64, target)).collect() },
+        Series::line("tokens/s", decode().map(|t| (t.step as f64, 1.0 / t.secs)).collect()),
+        Series::line("target", decode().map(|t| (t.step as f64, target)).collect()),
     ];
     line_plot("target/governor_trace.png".as_ref(), "governor under a CPU load", "step", "tokens/s", &series).unwrap();
     let phase = |lo: usize, hi: usize| {

@@ -8,6 +8,7 @@ mod cpu;
 mod elastic;
 mod gpu_kernels;
 mod report;
+mod training;
 
 #[global_allocator]
 static ALLOC: alloc_count::Counting = alloc_count::Counting;
@@ -21,10 +22,12 @@ fn main() -> Result<()> {
     let mut out = PathBuf::from("target/bench/results.json");
     let mut torch: Option<PathBuf> = None;
     let mut gpu = false;
+    let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
+            "--only" => only = Some(args.next().context("--only needs cpu, elastic, training or gpu")?),
             "--out" => out = args.next().context("--out needs a path")?.into(),
             "--torch" => torch = Some(args.next().context("--torch needs a path")?.into()),
             "--device" => match args.next().as_deref() {
@@ -33,7 +36,7 @@ fn main() -> Result<()> {
                 other => anyhow::bail!("--device takes cpu or gpu, got {other:?}"),
             },
             other => anyhow::bail!(
-                "unknown argument `{other}` (expected --quick, --device cpu|gpu, --out PATH, --torch PATH)"
+                "unknown argument `{other}` (expected --quick, --device cpu|gpu, --only SECTION, --out PATH, --torch PATH)"
             ),
         }
     }
@@ -43,11 +46,25 @@ fn main() -> Result<()> {
         )?),
         None => None,
     };
-    let results = cpu::run(quick)?;
-    let elastic = elastic::run(quick)?;
-    let mut json = serde_json::json!({ "cpu": results, "elastic": elastic, "threads": rayon::current_num_threads(),
-        "quick": quick });
-    if gpu {
+    if let Some(o) = &only {
+        anyhow::ensure!(
+            ["cpu", "elastic", "training", "gpu"].contains(&o.as_str()),
+            "--only takes cpu, elastic, training or gpu, got `{o}`"
+        );
+        gpu |= o == "gpu";
+    }
+    let wanted = |section: &str| only.as_deref().is_none_or(|o| o == section);
+    let mut json = serde_json::json!({ "threads": rayon::current_num_threads(), "quick": quick });
+    if wanted("cpu") {
+        json["cpu"] = cpu::run(quick)?;
+    }
+    if wanted("elastic") {
+        json["elastic"] = elastic::run(quick)?;
+    }
+    if wanted("training") {
+        json["training"] = training::run(quick)?;
+    }
+    if gpu && wanted("gpu") {
         json["gpu"] = gpu_kernels::run(quick)?;
         json["gpu"]["e2e"] = gpu_kernels::decode(quick)?;
     }

@@ -8,6 +8,21 @@ fn f(v: &Value) -> f64 {
 
 /// Print the results (and the PyTorch comparison when present) as tables.
 pub fn print(j: &Value) {
+    if !j["cpu"].is_null() {
+        print_cpu(j);
+    }
+    if !j["elastic"].is_null() {
+        print_elastic(&j["elastic"]);
+    }
+    if !j["training"].is_null() {
+        print_training(&j["training"]);
+    }
+    if !j["gpu"].is_null() {
+        print_gpu(&j["gpu"]);
+    }
+}
+
+fn print_cpu(j: &Value) {
     let cpu = &j["cpu"];
     println!("\n== CPU ({} threads) ==", j["threads"]);
     println!("memory bandwidth: {:.1} GB/s", f(&cpu["bandwidth_gbs"]));
@@ -52,10 +67,6 @@ pub fn print(j: &Value) {
             f(&r["tokens_per_s"]),
             100.0 * f(&r["roofline_fraction"])
         );
-    }
-    print_elastic(&j["elastic"]);
-    if !j["gpu"].is_null() {
-        print_gpu(&j["gpu"]);
     }
     if let Some(models) = j["torch"]["hf_decode"]["models"].as_array() {
         println!("\nPyTorch {} / transformers eager decode, same shapes:", j["torch"]["torch_version"]);
@@ -118,6 +129,27 @@ fn print_elastic(e: &Value) {
         let mut names: Vec<&str> = part.iter().filter_map(|t| t["submodel"].as_str()).collect();
         names.dedup();
         println!("  {name:<6}: {:7.1} tokens/s, submodels {}", part.len() as f64 * 1e3 / ms, names.join(">"));
+    }
+}
+
+fn print_training(t: &Value) {
+    println!("\n== Training on the CPU ({} threads) ==", rayon::current_num_threads());
+    for fam in ["matlm", "matvit"] {
+        let r = &t[fam];
+        if let Some(why) = r["skipped"].as_str() {
+            println!("  {fam}: skipped ({why})");
+            continue;
+        }
+        let unit = r["unit"].as_str().unwrap_or("items");
+        println!(
+            "  {:<18} joint {:8.1} {unit}/s ({:.1} ms/step)  xl-only {:8.1} {unit}/s ({:.1} ms/step)  joint/xl step cost {:.2}x",
+            r["preset"].as_str().unwrap_or(fam),
+            f(&r["joint_items_per_s"]),
+            1e3 * f(&r["joint_s_per_step"]),
+            f(&r["xl_items_per_s"]),
+            1e3 * f(&r["xl_s_per_step"]),
+            f(&r["joint_over_xl"])
+        );
     }
 }
 

@@ -4,6 +4,9 @@
 //!   write `target/bench/results.json`.
 //! - `validate-shaders`: parse and validate every WGSL kernel variant with naga (no device needed).
 //! - `train-demo [preset...]`: reproduce the shipped models (`matlm-shakespeare`, `matvit-fashion`).
+//! - `report [--no-train] [--out DIR] [preset...]`: the paper-style evaluation report (MatFormer vs
+//!   independently trained baselines, Mix'n'Match, consistency) as `report/README.md` plus PNGs; trains the
+//!   missing baselines first (resumable, in `runs/report/`) unless `--no-train`.
 //! - `test-kernels`: run the GPU kernel and end-to-end GPU test suites (`MATFORMER_REQUIRE_GPU=1` makes them
 //!   fail instead of skipping when there is no adapter).
 
@@ -109,6 +112,31 @@ fn train_demo(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+fn report(args: &[String]) -> Result<()> {
+    let root = root();
+    let mut opts = matformer_train::report::ReportOptions {
+        out_dir: root.join("report"),
+        root: root.clone(),
+        presets: Vec::new(),
+        train_missing: true,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--no-train" => opts.train_missing = false,
+            "--out" => opts.out_dir = root.join(it.next().context("--out needs a directory")?),
+            p if !p.starts_with('-') => opts.presets.push(p.to_string()),
+            other => bail!("unknown report argument `{other}` (expected --no-train, --out DIR, presets)"),
+        }
+    }
+    if opts.presets.is_empty() {
+        opts.presets = vec!["matlm-shakespeare".into(), "matvit-fashion".into()];
+    }
+    matformer_train::report::run(&opts)?;
+    println!("wrote {}", opts.out_dir.join("README.md").display());
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -116,6 +144,10 @@ fn main() -> Result<()> {
         Some("validate-shaders") => validate_shaders(),
         Some("test-kernels") => test_kernels(),
         Some("train-demo") => train_demo(&args[1..]),
-        _ => bail!("usage: cargo xtask <bench [--quick] [--device cpu|gpu] | validate-shaders | test-kernels | train-demo [preset...]>"),
+        Some("report") => report(&args[1..]),
+        _ => bail!(
+            "usage: cargo xtask <bench [--quick] [--device cpu|gpu] | validate-shaders | test-kernels | \
+             train-demo [preset...] | report [--no-train] [--out DIR] [preset...]>"
+        ),
     }
 }

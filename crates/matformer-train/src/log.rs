@@ -76,12 +76,37 @@ fn font_available() -> bool {
     })
 }
 
+/// How a [`Series`] is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// A line through the points.
+    Line,
+    /// Unconnected markers (a scatter plot).
+    Points,
+    /// A line with a marker at every point.
+    LinePoints,
+}
+
 /// One named curve.
 pub struct Series {
     /// Legend label.
     pub label: String,
     /// `(x, y)` points.
     pub points: Vec<(f64, f64)>,
+    /// Line, markers or both.
+    pub style: Style,
+}
+
+impl Series {
+    /// A line through `points`.
+    pub fn line(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series { label: label.into(), points, style: Style::Line }
+    }
+
+    /// `points` drawn as `style`.
+    pub fn styled(label: impl Into<String>, points: Vec<(f64, f64)>, style: Style) -> Self {
+        Series { label: label.into(), points, style }
+    }
 }
 
 const COLORS: [RGBColor; 8] = [
@@ -133,6 +158,16 @@ pub fn line_plot(path: &Path, title: &str, x_label: &str, y_label: &str, series:
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+        if s.style != Style::Line {
+            let marks = pts.iter().map(|&p| Circle::new(p, 4, color.filled()));
+            let drawn = chart.draw_series(marks).map_err(|e| err(&e))?;
+            if text && s.style == Style::Points {
+                drawn.label(s.label.clone()).legend(move |(x, y)| Circle::new((x + 9, y), 4, color.filled()));
+            }
+        }
+        if s.style == Style::Points {
+            continue;
+        }
         let drawn = chart.draw_series(LineSeries::new(pts, color.stroke_width(2))).map_err(|e| err(&e))?;
         if text {
             drawn

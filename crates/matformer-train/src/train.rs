@@ -142,24 +142,40 @@ pub fn granularity_submodels(cfg: &ModelConfig) -> Result<Vec<(String, Submodel)
 /// Evaluate each submodel on `batches`: mean loss and accuracy.
 pub fn evaluate(w: &ModelWeights, subs: &[(String, Submodel)], batches: &[Batch]) -> Vec<GranEval> {
     let mut ws = Workspace::default();
-    subs.iter()
-        .map(|(name, sub)| {
-            let (mut loss, mut correct, mut n) = (0.0f64, 0usize, 0usize);
-            for b in batches {
-                let s = forward_backward(w, None, sub, b, &mut ws, 1.0);
-                loss += s.loss_sum;
-                correct += s.correct;
-                n += b.n_targets();
-            }
-            GranEval {
-                name: name.clone(),
-                width: sub.widths.iter().copied().max().unwrap_or(0),
-                params: sub.params(&w.config),
-                loss: loss / n.max(1) as f64,
-                accuracy: correct as f64 / n.max(1) as f64,
-            }
-        })
-        .collect()
+    subs.iter().map(|(name, sub)| evaluate_with(w, name, sub, batches, &mut ws, |_, _| {})).collect()
+}
+
+/// Evaluate one submodel on `batches`, handing each batch's logits `[rows, n_outputs]` to `on_logits`
+/// (with the batch index), e.g. to compare two models' predictions.
+pub fn evaluate_with(
+    w: &ModelWeights,
+    name: &str,
+    sub: &Submodel,
+    batches: &[Batch],
+    ws: &mut Workspace,
+    mut on_logits: impl FnMut(usize, &[f32]),
+) -> GranEval {
+    let (mut loss, mut correct, mut n) = (0.0f64, 0usize, 0usize);
+    for (i, b) in batches.iter().enumerate() {
+        let s = forward_backward(w, None, sub, b, ws, 1.0);
+        loss += s.loss_sum;
+        correct += s.correct;
+        n += b.n_targets();
+        on_logits(i, &ws.logits);
+    }
+    GranEval {
+        name: name.to_string(),
+        width: sub.widths.iter().copied().max().unwrap_or(0),
+        params: sub.params(&w.config),
+        loss: loss / n.max(1) as f64,
+        accuracy: correct as f64 / n.max(1) as f64,
+    }
+}
+
+/// The evaluation set of `task`: up to `samples` held-out windows (Shakespeare) or test images
+/// (Fashion-MNIST), in batches of `batch`, always the same ones.
+pub fn eval_batches(task: &Task, batch: usize, samples: usize) -> Result<Vec<Batch>> {
+    Ok(Data::load(task)?.eval_batches(batch, samples))
 }
 
 const EVAL_HEADER: &str = "step,granularity,width,params,loss,accuracy";
@@ -458,9 +474,11 @@ pub fn plot_run(dir: &Path, name: &str) -> Result<()> {
         .iter()
         .enumerate()
         .filter(|(_, h)| h.starts_with("loss_"))
-        .map(|(c, h)| Series {
-            label: h.trim_start_matches("loss_").to_string(),
-            points: smooth(&rows.iter().map(|r| (r[0], r[c])).collect::<Vec<_>>(), 0.05),
+        .map(|(c, h)| {
+            Series::line(
+                h.trim_start_matches("loss_"),
+                smooth(&rows.iter().map(|r| (r[0], r[c])).collect::<Vec<_>>(), 0.05),
+            )
         })
         .collect();
     line_plot(&dir.join("loss.png"), &format!("{name}: training loss"), "step", "loss (EMA)", &series)?;
@@ -482,8 +500,8 @@ pub fn plot_run(dir: &Path, name: &str) -> Result<()> {
     }
     let mut grans: Vec<(String, EvalCurves)> = by.into_iter().collect();
     grans.sort_by_key(|g| g.1 .0);
-    let loss: Vec<Series> = grans.iter().map(|(n, g)| Series { label: n.clone(), points: g.1.clone() }).collect();
-    let acc: Vec<Series> = grans.iter().map(|(n, g)| Series { label: n.clone(), points: g.2.clone() }).collect();
+    let loss: Vec<Series> = grans.iter().map(|(n, g)| Series::line(n.clone(), g.1.clone())).collect();
+    let acc: Vec<Series> = grans.iter().map(|(n, g)| Series::line(n.clone(), g.2.clone())).collect();
     line_plot(&dir.join("eval_loss.png"), &format!("{name}: evaluation loss"), "step", "loss", &loss)?;
     line_plot(&dir.join("eval_accuracy.png"), &format!("{name}: evaluation accuracy"), "step", "accuracy", &acc)?;
     Ok(())

@@ -14,14 +14,14 @@ pub fn write_trace(path: &Path, trace: &[StepTrace], target_tps: f64, rungs: &[S
     }
     std::fs::write(path, csv).with_context(|| format!("writing {}", path.display()))?;
     let decode = || trace.iter().skip(1); // step 0 is the prefill
-    let tps = Series { label: "tokens/s".into(), points: decode().map(|t| (t.step as f64, 1.0 / t.secs)).collect() };
-    let target = Series { label: "target".into(), points: decode().map(|t| (t.step as f64, target_tps)).collect() };
+    let tps = Series::line("tokens/s", decode().map(|t| (t.step as f64, 1.0 / t.secs)).collect());
+    let target = Series::line("target", decode().map(|t| (t.step as f64, target_tps)).collect());
     line_plot(&path.with_extension("png"), "governed decode speed", "step", "tokens/s", &[tps, target])?;
     let level = |name: &str| rungs.iter().position(|r| r == name).unwrap_or(0) as f64;
-    let rung = Series {
-        label: format!("submodel (0 = {}, {} = {})", rungs[0], rungs.len() - 1, rungs[rungs.len() - 1]),
-        points: decode().map(|t| (t.step as f64, level(&t.submodel))).collect(),
-    };
+    let rung = Series::line(
+        format!("submodel (0 = {}, {} = {})", rungs[0], rungs.len() - 1, rungs[rungs.len() - 1]),
+        decode().map(|t| (t.step as f64, level(&t.submodel))).collect(),
+    );
     line_plot(&path.with_extension("rungs.png"), "governor's submodel", "step", "rung", &[rung])?;
     Ok(())
 }

@@ -40,7 +40,7 @@ pub use elementwise::{add_bias, add_inplace, embedding};
 pub use matmul::{matmul_nn, matmul_nt};
 pub use norm::{layernorm, rmsnorm};
 pub use rope::rope;
-pub use softmax::{argmax, cross_entropy, log_softmax, softmax};
+pub use softmax::{agreement_kl, argmax, cross_entropy, log_softmax, softmax, RowAgreement};
 
 pub(crate) use norm::{layernorm_stats, rms_rstd};
 pub(crate) use rope::rotate as rope_rotate;

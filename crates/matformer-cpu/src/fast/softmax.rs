@@ -64,6 +64,56 @@ pub fn argmax(x: &[f32]) -> usize {
     crate::reference::argmax(x)
 }
 
+/// How two models' predictions agree, summed over rows (see [`agreement_kl`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RowAgreement {
+    /// Rows where both pick the same argmax.
+    pub agree: usize,
+    /// Sum over rows of KL(reference ‖ other), in nats, computed in `f64`.
+    pub kl_sum: f64,
+    /// Rows compared.
+    pub rows: usize,
+}
+
+impl RowAgreement {
+    /// Fraction of rows with the same argmax (0 when no rows).
+    pub fn agreement(&self) -> f64 {
+        self.agree as f64 / self.rows.max(1) as f64
+    }
+
+    /// Mean KL(reference ‖ other) per row (0 when no rows).
+    pub fn mean_kl(&self) -> f64 {
+        self.kl_sum / self.rows.max(1) as f64
+    }
+}
+
+impl std::ops::AddAssign for RowAgreement {
+    fn add_assign(&mut self, o: Self) {
+        self.agree += o.agree;
+        self.kl_sum += o.kl_sum;
+        self.rows += o.rows;
+    }
+}
+
+/// Compare `other[n,v]` with `reference[n,v]` row by row: greedy (argmax) agreement and
+/// KL(softmax(reference) ‖ softmax(other)). Used for submodel-vs-full consistency.
+pub fn agreement_kl(reference: &[f32], other: &[f32], n: usize, v: usize) -> RowAgreement {
+    check_len("agreement_kl", "reference", reference.len(), n * v);
+    check_len("agreement_kl", "other", other.len(), n * v);
+    let log_softmax64 = |row: &[f32]| -> Vec<f64> {
+        let max = simd::max(row) as f64;
+        let lse = row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln() + max;
+        row.iter().map(|&x| x as f64 - lse).collect()
+    };
+    let mut out = RowAgreement { rows: n, ..RowAgreement::default() };
+    for (r, o) in reference.chunks_exact(v).zip(other.chunks_exact(v)) {
+        out.agree += (argmax(r) == argmax(o)) as usize;
+        let (p, q) = (log_softmax64(r), log_softmax64(o));
+        out.kl_sum += p.iter().zip(&q).map(|(p, q)| p.exp() * (p - q)).sum::<f64>();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +141,29 @@ mod tests {
             assert_close("cross_entropy", &[ca], &[cb], 1e-5, 1e-6);
             assert_eq!(argmax(&x[..d]), reference::argmax(&x[..d]));
         }
+    }
+
+    /// Identical rows agree everywhere with zero KL; for different rows the KL matches the
+    /// definition Σ p (log p − log q) computed from the reference softmax, and agreement counts argmaxes.
+    #[test]
+    fn agreement_kl_matches_definition() {
+        let mut r = rng(5);
+        let (n, v) = (9, 37);
+        let a: Vec<f32> = uniform(&mut r, n * v).iter().map(|x| x * 4.0).collect();
+        let b: Vec<f32> = a.iter().zip(uniform(&mut r, n * v)).map(|(x, e)| x + 2.0 * e).collect();
+        let same = agreement_kl(&a, &a, n, v);
+        assert_eq!((same.agree, same.rows), (n, n));
+        assert!(same.kl_sum.abs() < 1e-9, "{}", same.kl_sum);
+        let got = agreement_kl(&a, &b, n, v);
+        let (mut p, mut q) = (a.clone(), b.clone());
+        reference::softmax(&mut p, n, v);
+        reference::softmax(&mut q, n, v);
+        let want: f64 = p.iter().zip(&q).map(|(&p, &q)| p as f64 * ((p as f64).ln() - (q as f64).ln())).sum();
+        assert!(want > 0.01, "rows should differ: KL {want}");
+        assert_close("kl", &[got.kl_sum as f32], &[want as f32], 1e-4, 1e-6);
+        let agree = a.chunks(v).zip(b.chunks(v)).filter(|(x, y)| argmax(x) == argmax(y)).count();
+        assert_eq!(got.agree, agree);
+        assert!(agree < n, "the perturbation should flip some argmax");
     }
 
     #[test]
