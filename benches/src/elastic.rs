@@ -40,15 +40,24 @@ fn speculative(w: &Arc<ModelWeights>, quick: bool) -> Result<Value> {
     let t0 = Instant::now();
     let greedy = generate(&mut t, &prompt, &xl, n, &SamplingParams::default(), |_| {})?;
     let base = t0.elapsed().as_secs_f64();
+    let xl_step = base / n as f64;
     let mut rows = vec![];
-    for draft in ["s", "m", "l"] {
-        let ds = Submodel::named(cfg, draft)?;
+    // Named drafts, plus one that also skips layers (cheaper, less often right).
+    let skip_draft = (cfg.n_layers >= 4).then(|| format!("s;skip=1,{}", cfg.n_layers - 2));
+    for draft in ["s", "m", "l"].into_iter().map(String::from).chain(skip_draft) {
+        let ds = Submodel::parse(cfg, &draft)?;
         for k in [2usize, 3, 4, 6] {
             let t0 = Instant::now();
             let g = speculative_generate(&mut d, &mut t, &prompt, &ds, &xl, k, n, |_| {})?;
             let secs = t0.elapsed().as_secs_f64();
-            rows.push(json!({ "draft": draft, "k": k, "acceptance": g.stats.acceptance(), "speedup": base / secs,
-                "identical": g.tokens == greedy.tokens }));
+            let st = &g.stats;
+            // Costs relative to one xl decode step: speculation pays off only when
+            // k·draft_cost + verify_cost < tokens gained per round.
+            rows.push(json!({ "draft": draft, "k": k, "acceptance": st.acceptance(), "speedup": base / secs,
+                "identical": g.tokens == greedy.tokens,
+                "draft_cost": st.draft_secs / st.draft_steps.max(1) as f64 / xl_step,
+                "verify_cost": st.verify_secs / st.verify_passes.max(1) as f64 / xl_step,
+                "tokens_per_round": g.tokens.len() as f64 / st.verify_passes.max(1) as f64 }));
         }
     }
     Ok(json!({ "xl_tokens_per_s": n as f64 / base, "tokens": n, "rows": rows }))

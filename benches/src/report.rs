@@ -84,12 +84,16 @@ fn print_elastic(e: &Value) {
     println!("self-speculative decoding (xl greedy {:.1} tokens/s):", f(&s["xl_tokens_per_s"]));
     for r in s["rows"].as_array().into_iter().flatten() {
         println!(
-            "  draft {:<2} k={}: acceptance {:5.1}%  speedup {:.2}x  identical output: {}",
+            "  draft {:<12} k={}: acceptance {:5.1}%  speedup {:.2}x  identical output: {}  (per xl step: draft \
+             token {:.2}, verify pass {:.2}; {:.2} tokens per round)",
             r["draft"].as_str().unwrap_or(""),
             r["k"],
             100.0 * f(&r["acceptance"]),
             f(&r["speedup"]),
-            r["identical"]
+            r["identical"],
+            f(&r["draft_cost"]),
+            f(&r["verify_cost"]),
+            f(&r["tokens_per_round"])
         );
     }
     let w = &e["switch"];
@@ -142,7 +146,7 @@ fn print_training(t: &Value) {
         }
         let unit = r["unit"].as_str().unwrap_or("items");
         println!(
-            "  {:<18} joint {:8.1} {unit}/s ({:.1} ms/step)  xl-only {:8.1} {unit}/s ({:.1} ms/step)  joint/xl step cost {:.2}x",
+            "  {:<18} joint {:8.1} {unit} ({:.1} ms/step)  xl-only {:8.1} {unit} ({:.1} ms/step)  joint/xl step cost {:.2}x",
             r["preset"].as_str().unwrap_or(fam),
             f(&r["joint_items_per_s"]),
             1e3 * f(&r["joint_s_per_step"]),

@@ -38,12 +38,13 @@ pub trait WeightElem: Copy + Send + Sync + 'static + sealed::Sealed {
     #[doc(hidden)]
     fn axpy_rows(y: &mut [f32], a: &[f32], w: &[Self]);
 
-    /// Kernel hook: AVX-512 `y[j] = Σ_l w[j·k + l]·x[l]`, `k = x.len()`.
+    /// Kernel hook: AVX-512 `y[i·y_stride + j] = Σ_l w[j·k + l]·x[i·k + l]` for each row `i` of `x`
+    /// and `j < m`.
     ///
     /// # Safety
-    /// The CPU must have avx512f, avx512bw and avx512vl.
+    /// The CPU must have avx512f, avx512bw and avx512vl; `y` must be valid for those writes.
     #[doc(hidden)]
-    unsafe fn dot_rows_avx512(w: &[Self], x: &[f32], y: &mut [f32]);
+    unsafe fn dot_rows_avx512(w: &[Self], x: &[f32], k: usize, y: *mut f32, y_stride: usize, m: usize);
 
     /// Kernel hook: AVX-512 `y[c] += Σ_r a[r]·w[r·stride + c]`.
     ///
@@ -78,9 +79,9 @@ impl WeightElem for f32 {
         simd::axpy_rows(y, a, w)
     }
     #[inline]
-    unsafe fn dot_rows_avx512(w: &[Self], x: &[f32], y: &mut [f32]) {
+    unsafe fn dot_rows_avx512(w: &[Self], x: &[f32], k: usize, y: *mut f32, y_stride: usize, m: usize) {
         // SAFETY: forwarded from the caller.
-        unsafe { avx512::dot_rows(w, x, y) }
+        unsafe { avx512::dot_rows(w, x, k, y, y_stride, m) }
     }
     #[inline]
     unsafe fn axpy_cols_avx512(y: &mut [f32], a: &[f32], w: &[Self], stride: usize) {
@@ -114,9 +115,9 @@ impl WeightElem for f16 {
         simd::axpy_rows_f16(y, a, w)
     }
     #[inline]
-    unsafe fn dot_rows_avx512(w: &[Self], x: &[f32], y: &mut [f32]) {
+    unsafe fn dot_rows_avx512(w: &[Self], x: &[f32], k: usize, y: *mut f32, y_stride: usize, m: usize) {
         // SAFETY: forwarded from the caller.
-        unsafe { avx512::dot_rows(w, x, y) }
+        unsafe { avx512::dot_rows(w, x, k, y, y_stride, m) }
     }
     #[inline]
     unsafe fn axpy_cols_avx512(y: &mut [f32], a: &[f32], w: &[Self], stride: usize) {
@@ -150,9 +151,9 @@ impl WeightElem for bf16 {
         simd::axpy_rows_bf16(y, a, w)
     }
     #[inline]
-    unsafe fn dot_rows_avx512(w: &[Self], x: &[f32], y: &mut [f32]) {
+    unsafe fn dot_rows_avx512(w: &[Self], x: &[f32], k: usize, y: *mut f32, y_stride: usize, m: usize) {
         // SAFETY: forwarded from the caller.
-        unsafe { avx512::dot_rows(w, x, y) }
+        unsafe { avx512::dot_rows(w, x, k, y, y_stride, m) }
     }
     #[inline]
     unsafe fn axpy_cols_avx512(y: &mut [f32], a: &[f32], w: &[Self], stride: usize) {

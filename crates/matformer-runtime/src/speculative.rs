@@ -1,6 +1,8 @@
 //! Self-speculative decoding: a small submodel drafts `k` tokens, the large one verifies them in one batched
 //! forward pass over the same weights. Greedy only, so the output equals the large model's greedy output.
 
+use std::time::Instant;
+
 use matformer_graph::Submodel;
 
 use crate::error::{Result, RuntimeError};
@@ -17,6 +19,12 @@ pub struct SpecStats {
     pub accepted: usize,
     /// Batched verification passes of the large model.
     pub verify_passes: usize,
+    /// Draft forward calls (one per drafted token, the first of a round also catching up).
+    pub draft_steps: usize,
+    /// Wall time spent drafting, in seconds.
+    pub draft_secs: f64,
+    /// Wall time spent in verification passes (prefill excluded), in seconds.
+    pub verify_secs: f64,
 }
 
 impl SpecStats {
@@ -93,6 +101,7 @@ pub fn speculative_generate(
         }
         let k_now = k.min(room).min(max_tokens - out.len());
         // Draft: feed whatever the draft cache lacks (at least the last committed token), then k_now - 1 more.
+        let t_draft = Instant::now();
         let d_len = draft_exec.cached_len();
         let mut logits = draft_exec.forward(&committed[d_len..], draft, Logits::Last)?;
         let mut drafted = Vec::with_capacity(k_now);
@@ -103,13 +112,17 @@ pub fn speculative_generate(
                 logits = draft_exec.forward(&[t], draft, Logits::Last)?;
             }
         }
+        stats.draft_steps += k_now;
+        stats.draft_secs += t_draft.elapsed().as_secs_f64();
         // Verify all drafts in one pass: row j predicts the token after (last, d_1..d_j).
         let mut batch = Vec::with_capacity(k_now + 1);
         batch.push(committed[base]);
         batch.extend_from_slice(&drafted);
         let fits = base + batch.len() <= max_seq;
         let verify_len = if fits { batch.len() } else { batch.len() - 1 };
+        let t_verify = Instant::now();
         let vlogits = target_exec.forward(&batch[..verify_len], target, Logits::All)?;
+        stats.verify_secs += t_verify.elapsed().as_secs_f64();
         stats.verify_passes += 1;
         stats.drafted += k_now;
         let vocab = cfg.n_outputs();

@@ -25,18 +25,22 @@ pub(crate) fn available() -> bool {
     }
 }
 
-/// `y[j] = Σ_l w[j·k + l]·x[l]` for every `j < y.len()`, `k = x.len()`.
+/// `y[i·y_stride + j] = Σ_l w[j·k + l]·x[i·k + l]` for every row `i < x.len() / k` of `x` and every
+/// `j < m`: one matrix-vector product per row of `x`, with each block of weight rows loaded from memory
+/// once and reused from L1 for every row of `x`. Each output gets the same operation order as a
+/// single-row product (the result for a row does not depend on the other rows).
 ///
 /// # Safety
-/// [`available`] must be true. `w` must hold at least `y.len()·x.len()`
-/// elements (checked).
+/// [`available`] must be true. `w` must hold at least `m·k` elements and `x` a whole number of rows
+/// (checked); `y` must be valid for writes at `i·y_stride + j` for every such `i` and `j`.
 #[inline]
-pub(crate) unsafe fn dot_rows<T: Load16>(w: &[T], x: &[f32], y: &mut [f32]) {
-    assert!(w.len() >= y.len() * x.len(), "dot_rows: weight too short");
+pub(crate) unsafe fn dot_rows<T: Load16>(w: &[T], x: &[f32], k: usize, y: *mut f32, y_stride: usize, m: usize) {
+    assert!(w.len() >= m * k, "dot_rows: weight too short");
+    assert!(k > 0 && x.len() % k == 0, "dot_rows: x is not whole rows of k");
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY: the caller guarantees the CPU features; lengths checked above.
-        unsafe { imp::dot_rows(w, x, y) }
+        // SAFETY: the caller guarantees the CPU features and `y`; lengths checked above.
+        unsafe { imp::dot_rows(w, x, k, y, y_stride, m) }
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("avx512 kernels on a non-x86 target")
@@ -210,23 +214,31 @@ mod imp {
         }
     }
 
-    /// See [`super::dot_rows`]; four rows share each load of `x`.
+    /// See [`super::dot_rows`]; four weight rows share each load of `x`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(super) unsafe fn dot_rows<T: Load16>(w: &[T], x: &[f32], y: &mut [f32]) {
-        let (k, m) = (x.len(), y.len());
+    pub(super) unsafe fn dot_rows<T: Load16>(w: &[T], x: &[f32], k: usize, y: *mut f32, ys: usize, m: usize) {
+        let n = x.len() / k;
         let (wp, xp) = (w.as_ptr(), x.as_ptr());
         let mut j = 0;
-        // SAFETY: `w` holds m·k elements (checked by the caller), so rows
-        // j..j+R are in bounds; the CPU features are enabled on this fn.
+        // SAFETY: `w` holds m·k elements and `x` n·k (checked by the caller), so rows j..j+R and every
+        // x row are in bounds; the caller guarantees `y`; the CPU features are enabled on this fn.
         unsafe {
             while j + 4 <= m {
+                let rows = std::array::from_fn(|r| wp.add((j + r) * k));
                 let next = wp.wrapping_add((j + 4) * k);
-                let s = dot_r::<T, 4>(std::array::from_fn(|r| wp.add((j + r) * k)), xp, k, next);
-                y[j..j + 4].copy_from_slice(&s);
+                for i in 0..n {
+                    // Rows after the first find the block in L1: prefetch it again instead of the next.
+                    let pf = if i == 0 { next } else { rows[0] };
+                    let s = dot_r::<T, 4>(rows, xp.add(i * k), k, pf);
+                    std::ptr::copy_nonoverlapping(s.as_ptr(), y.add(i * ys + j), 4);
+                }
                 j += 4;
             }
             while j < m {
-                y[j] = dot_r::<T, 1>([wp.add(j * k)], xp, k, wp.wrapping_add((j + 1) * k))[0];
+                for i in 0..n {
+                    *y.add(i * ys + j) =
+                        dot_r::<T, 1>([wp.add(j * k)], xp.add(i * k), k, wp.wrapping_add((j + 1) * k))[0];
+                }
                 j += 1;
             }
         }
@@ -311,14 +323,30 @@ mod tests {
                 let x = uniform(&mut r, k);
                 let w: Vec<W> = to_w(&uniform(&mut r, m * k));
                 let wf: Vec<f64> = w.iter().map(|v| v.to_f32() as f64).collect();
-                // dot_rows
+                // dot_rows, one row of x and three (the second is x again: rows are independent).
                 let mut y = vec![f32::NAN; m];
-                // SAFETY: avx512 checked above; w holds m·k.
-                unsafe { dot_rows(&w, &x, &mut y) };
+                // SAFETY: avx512 checked above; w holds m·k; y holds m.
+                unsafe { dot_rows(&w, &x, k, y.as_mut_ptr(), m, m) };
                 for j in 0..m {
                     let s: f64 = (0..k).map(|l| wf[j * k + l] * x[l] as f64).sum();
                     let mag: f64 = (0..k).map(|l| (wf[j * k + l] * x[l] as f64).abs()).sum();
                     assert!((y[j] as f64 - s).abs() <= 1e-6 * mag + 1e-30, "dot_rows k={k} m={m} j={j}");
+                }
+                let x3: Vec<f32> = [uniform(&mut r, k), x.clone(), uniform(&mut r, k)].concat();
+                let stride = m + 3;
+                let mut y3 = vec![f32::NAN; 3 * stride];
+                // SAFETY: as above; y3 holds 3 rows of `stride >= m`.
+                unsafe { dot_rows(&w, &x3, k, y3.as_mut_ptr(), stride, m) };
+                assert_eq!(&y3[stride..stride + m], &y[..], "dot_rows: a row's result depends on the other rows");
+                for i in [0, 2] {
+                    for j in 0..m {
+                        let xi = &x3[i * k..(i + 1) * k];
+                        let s: f64 = (0..k).map(|l| wf[j * k + l] * xi[l] as f64).sum();
+                        let mag: f64 = (0..k).map(|l| (wf[j * k + l] * xi[l] as f64).abs()).sum();
+                        let got = y3[i * stride + j] as f64;
+                        assert!((got - s).abs() <= 1e-6 * mag + 1e-30, "dot_rows x row {i} k={k} m={m} j={j}");
+                    }
+                    assert!(y3[i * stride + m..(i + 1) * stride].iter().all(|v| v.is_nan()), "wrote past m");
                 }
                 // axpy_cols over w viewed as [k rows, m cols]; also split.
                 let y0 = uniform(&mut r, m);

@@ -1,4 +1,5 @@
-//! Fast matrix products: `n == 1` goes to the SIMD matrix-vector kernels;
+//! Fast matrix products: `nt` with `n ≤ 8` rows goes to the SIMD matrix-vector kernels (one weight read
+//! serves every row), `nn` with `n == 1` too;
 //! `n > 1` to `gemm`, either one parallel call (many rows, `f32` or small
 //! weights) or one single-threaded call per weight block in parallel
 //! (few rows, or large 16-bit weights widened block by block).
@@ -54,7 +55,7 @@ pub(crate) fn nt_with<W: WeightElem>(
     if n == 0 || m == 0 {
         return;
     }
-    if n == 1 && blocking.is_none() {
+    if n <= matvec::MAX_ROWS && k > 0 && blocking.is_none() {
         return matvec::nt(x, w, bias, y, k);
     }
     let acc = prefill_bias(y, bias, m);
@@ -204,6 +205,27 @@ mod tests {
                 check::<f32>(nt, n, k, m, true, None);
                 check::<f16>(nt, n, k, m, false, None);
                 check::<bf16>(nt, n, k, m, true, None);
+            }
+        }
+    }
+
+    /// Up to `matvec::MAX_ROWS` rows, each row of `matmul_nt` is bit-identical to a one-row call: a
+    /// batched verify pass (speculative decoding) sees exactly the logits of token-by-token decoding.
+    #[test]
+    fn few_row_nt_equals_row_by_row() {
+        let mut r = rng(29);
+        for &(k, m) in &[(33, 7), (256, 1024), (1024, 300)] {
+            let w = uniform(&mut r, m * k);
+            let b = uniform(&mut r, m);
+            for n in 2..=matvec::MAX_ROWS {
+                let x = uniform(&mut r, n * k);
+                let mut all = vec![0.0; n * m];
+                matmul_nt(&x, &w, Some(&b), &mut all, n, k, m);
+                for i in 0..n {
+                    let mut one = vec![0.0; m];
+                    matmul_nt(&x[i * k..(i + 1) * k], &w, Some(&b), &mut one, 1, k, m);
+                    assert_eq!(&all[i * m..(i + 1) * m], &one[..], "k={k} m={m} n={n} row {i}");
+                }
             }
         }
     }

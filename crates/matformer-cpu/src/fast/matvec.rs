@@ -9,8 +9,13 @@
 use rayon::prelude::*;
 
 use super::avx512;
-use super::par::TASK_WORK;
+use super::par::{self, SendPtr, TASK_WORK};
 use crate::WeightElem;
+
+/// Up to this many rows of `x`, a product runs here (weights read once per block, reused from L1 for
+/// every row) rather than in `gemm`, whose packing dominates at a few rows: the verify pass of
+/// speculative decoding and short prompts.
+pub(crate) const MAX_ROWS: usize = 8;
 
 /// Weight elements per task (enough to amortize scheduling).
 const MATVEC_TASK: usize = 2 * TASK_WORK;
@@ -36,10 +41,11 @@ fn inline<W>(work: usize) -> bool {
     work * std::mem::size_of::<W>() < PAR_MIN_BYTES
 }
 
-/// [`nt`] on AVX-512: contiguous blocks of rows (multiples of four), one
-/// per thread or a multiple of the thread count for large weights.
+/// [`nt`] on AVX-512: contiguous blocks of weight rows (multiples of four), one per thread or a
+/// multiple of the thread count for large weights; every block serves all rows of `x`.
 fn nt_avx512<W: WeightElem>(x: &[f32], w: &[W], bias: Option<&[W]>, y: &mut [f32], k: usize) {
-    let m = y.len();
+    let n = x.len() / k;
+    let m = y.len() / n;
     let work = m * k;
     let tasks = if inline::<W>(work) {
         1
@@ -48,21 +54,23 @@ fn nt_avx512<W: WeightElem>(x: &[f32], w: &[W], bias: Option<&[W]>, y: &mut [f32
         (threads * work.div_ceil(threads * BIG_TASK)).min(m.div_ceil(4)).max(1)
     };
     let rows = m.div_ceil(tasks).next_multiple_of(4);
-    let body = |(t, yc): (usize, &mut [f32])| {
-        let j0 = t * rows;
-        // SAFETY: the caller checked avx512 availability.
-        unsafe { W::dot_rows_avx512(&w[j0 * k..(j0 + yc.len()) * k], x, yc) };
-        if let Some(b) = bias {
-            for (yv, bv) in yc.iter_mut().zip(&b[j0..]) {
-                *yv += bv.to_f32();
+    let yp = SendPtr::new(y);
+    let body = |t: usize| {
+        let (j0, j1) = (t * rows, ((t + 1) * rows).min(m));
+        // SAFETY: the caller checked avx512 availability; `y` holds n·m elements and this block writes
+        // only columns j0..j1 of each row, disjoint from every other block; `w` holds m·k.
+        unsafe {
+            W::dot_rows_avx512(&w[j0 * k..j1 * k], x, k, yp.get().add(j0), m, j1 - j0);
+            if let Some(b) = bias {
+                for i in 0..n {
+                    for (j, bv) in b.iter().enumerate().take(j1).skip(j0) {
+                        *yp.get().add(i * m + j) += bv.to_f32();
+                    }
+                }
             }
         }
     };
-    if tasks == 1 {
-        body((0, y));
-    } else {
-        y.par_chunks_mut(rows).enumerate().for_each(body);
-    }
+    par::tasks(m.div_ceil(rows), body);
 }
 
 /// [`nn`] on AVX-512. Small weights: one pass on the calling thread.
@@ -98,17 +106,21 @@ fn nn_avx512<W: WeightElem>(x: &[f32], w: &[W], bias: Option<&[W]>, y: &mut [f32
     }
 }
 
-/// `y[m] = w[m,k] · x[k] (+ bias)`: one dot product per weight row,
-/// parallel over blocks of rows.
+/// `y[n,m] = x[n,k] · w[m,k]ᵀ (+ bias)` for `n ≤` [`MAX_ROWS`] rows of `x` (`y.len()` a multiple of
+/// `n = x.len() / k`, `k > 0`): one dot product per weight row and row of `x`, parallel over blocks of
+/// weight rows. Each row's result is exactly what a one-row call would give.
 pub(crate) fn nt<W: WeightElem>(x: &[f32], w: &[W], bias: Option<&[W]>, y: &mut [f32], k: usize) {
     if avx512::available() {
         nt_avx512(x, w, bias, y, k)
     } else {
-        nt_portable(x, w, bias, y, k)
+        let m = y.len() / (x.len() / k);
+        for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(m)) {
+            nt_portable(xr, w, bias, yr, k)
+        }
     }
 }
 
-/// [`nt`] without AVX-512: fixed-size row blocks, one dot product per row.
+/// [`nt`] for one row without AVX-512: fixed-size row blocks, one dot product per row.
 fn nt_portable<W: WeightElem>(x: &[f32], w: &[W], bias: Option<&[W]>, y: &mut [f32], k: usize) {
     let rows_per_task = (MATVEC_TASK / k.max(1)).max(1);
     let body = |(t, yc): (usize, &mut [f32])| {
