@@ -388,3 +388,24 @@ fn bad_inputs_are_errors_not_panics() {
     assert_eq!(a, b);
     assert!(f.device_name().starts_with("gpu"));
 }
+
+/// As on the CPU: a layer skipped at cached positions still wrote their keys and values, so a GPU
+/// executor that served another request first agrees with the CPU when a later submodel runs the layer.
+#[test]
+fn skipped_layers_leave_no_stale_cache_rows() {
+    let Some((_serial, ctx)) = ctx_or_skip() else { return };
+    let cfg = gpt2();
+    let w = weights(&cfg, 12, DType::F32);
+    let skip = Submodel::parse(&cfg, "xl;skip=1").unwrap();
+    let xl = Submodel::full(&cfg);
+    let prompt = tokens(6, 96, 3);
+    let mut g = GpuLm::new(ctx.clone(), &w).unwrap();
+    g.forward(&tokens(8, 96, 4), &xl, Logits::Last).unwrap();
+    g.reset();
+    g.forward(&prompt, &skip, Logits::Last).unwrap();
+    let got = g.forward(&[5], &xl, Logits::Last).unwrap();
+    let mut c = CpuLm::new(w.clone()).unwrap();
+    c.forward(&prompt, &skip, Logits::Last).unwrap();
+    let want = c.forward(&[5], &xl, Logits::Last).unwrap();
+    assert_close(&got, &want, LOGIT_ATOL, LOGIT_RTOL, "decode after a skipped-layer prefill");
+}

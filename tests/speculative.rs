@@ -45,3 +45,21 @@ fn speculative_stops_at_the_context_and_rejects_k0() {
     assert_eq!(g.tokens, greedy.tokens);
     assert!(speculative_generate(&mut d, &mut t, &[1], &s, &xl, 0, 5, |_| {}).is_err());
 }
+
+/// `fork` gives a second executor over the same weights with its own cache: after the original has
+/// cached a prompt, the fork starts empty and computes the same logits for the same input.
+#[test]
+fn fork_shares_weights_not_the_cache() {
+    use matformer::runtime::{LmExecutor, Logits};
+    let cfg = ModelConfig::gpt2_style(64, 32, 2, 4, 64, 32);
+    let w = Arc::new(ModelWeights::random(cfg.clone(), 4).unwrap());
+    let mut a = CpuLm::new(w.clone()).unwrap();
+    let s = Submodel::named(&cfg, "m").unwrap();
+    let first = a.forward(&[1, 2, 3], &s, Logits::All).unwrap();
+    let mut b = a.fork().unwrap();
+    assert_eq!((a.cached_len(), b.cached_len()), (3, 0));
+    assert_eq!(b.forward(&[1, 2, 3], &s, Logits::All).unwrap(), first);
+    let (na, nb) = (a.forward(&[4], &s, Logits::Last).unwrap(), b.forward(&[4], &s, Logits::Last).unwrap());
+    assert_eq!(na, nb);
+    assert_eq!(Arc::strong_count(&w), 3, "the fork holds the same weights, not a copy");
+}

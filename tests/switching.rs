@@ -42,3 +42,24 @@ fn switching_between_tokens_matches_a_fresh_run_with_the_same_schedule() {
     let other = c.forward(&[rest[0]], &subs[0], Logits::Last).unwrap();
     assert!(other.iter().zip(&logits_a[1]).any(|(p, q)| (p - q).abs() > 1e-4));
 }
+
+/// A layer skipped at some positions still has their keys and values cached (computed from the residual
+/// stream entering it), so a later submodel that runs the layer attends to real rows, not to whatever the
+/// cache held before: an executor that served another request first gives the same logits as a fresh one.
+#[test]
+fn a_layer_skipped_earlier_has_its_cache_rows_written() {
+    let cfg = ModelConfig::gpt2_style(64, 32, 3, 4, 128, 64);
+    let w = Arc::new(ModelWeights::random(cfg.clone(), 12).unwrap());
+    let skip = Submodel::parse(&cfg, "xl;skip=1").unwrap();
+    let xl = Submodel::full(&cfg);
+    let prompt = [3u32, 14, 15, 9, 2, 6];
+    let run = |exec: &mut CpuLm| {
+        exec.reset();
+        exec.forward(&prompt, &skip, Logits::Last).unwrap();
+        exec.forward(&[5], &xl, Logits::Last).unwrap()
+    };
+    let fresh = run(&mut CpuLm::new(w.clone()).unwrap());
+    let mut used = CpuLm::new(w).unwrap();
+    used.forward(&[7, 7, 1, 40, 41, 42, 43, 44], &xl, Logits::Last).unwrap();
+    assert_eq!(run(&mut used), fresh);
+}

@@ -69,6 +69,10 @@ impl LmExecutor for CpuLm {
         format!("cpu ({} threads)", rayon::current_num_threads())
     }
 
+    fn fork(&self) -> Result<Box<dyn LmExecutor>> {
+        Ok(Box::new(CpuLm::new(self.weights.clone())?))
+    }
+
     fn forward(&mut self, tokens: &[u32], sub: &Submodel, which: Logits) -> Result<Vec<f32>> {
         let w = &*self.weights;
         let cfg = &w.config;
@@ -95,24 +99,31 @@ impl LmExecutor for CpuLm {
             Family::Lm { position: Position::Rope { theta }, .. } => Some(theta),
             _ => None,
         };
-        for l in sub.active_layers() {
-            let layer = &w.layers[l];
-            // Attention block.
+        for (l, layer) in w.layers.iter().enumerate() {
+            // A skipped layer still writes its keys and values (from the residual stream entering it), so
+            // a later submodel that runs the layer finds every cached position filled.
+            let skipped = sub.skip[l];
             let h = grow(&mut s.h, n * d);
             norm(cfg.norm, &layer.attn_norm, x, h, n, d, cfg.norm_eps);
-            let q = grow(&mut s.q, n * qd);
-            linear(h, &layer.q, q, n, d);
             let k = grow(&mut s.k, n * kvd);
             linear(h, &layer.k, k, n, d);
             let v = grow(&mut s.v, n * kvd);
             linear(h, &layer.v, v, n, d);
             if let Some(theta) = rope_theta {
-                fast::rope(q, n, cfg.n_heads, hd, &s.positions, theta);
                 fast::rope(k, n, cfg.n_kv_heads, hd, &s.positions, theta);
             }
             let (kc, vc) = (&mut self.cache.k[l], &mut self.cache.v[l]);
             kc[p0 * kvd..(p0 + n) * kvd].copy_from_slice(k);
             vc[p0 * kvd..(p0 + n) * kvd].copy_from_slice(v);
+            if skipped {
+                continue;
+            }
+            // Attention block.
+            let q = grow(&mut s.q, n * qd);
+            linear(h, &layer.q, q, n, d);
+            if let Some(theta) = rope_theta {
+                fast::rope(q, n, cfg.n_heads, hd, &s.positions, theta);
+            }
             let total = p0 + n;
             let att = grow(&mut s.att, n * qd);
             fast::attention(

@@ -335,6 +335,20 @@ impl LmExecutor for FallbackLm {
             (None, None) => "none".into(),
         }
     }
+
+    fn fork(&self) -> Result<Box<dyn LmExecutor>> {
+        match &self.gpu {
+            Some(g) if self.cpu.is_none() => match g.fork() {
+                Ok(g) => Ok(Box::new(FallbackLm::new(g, self.weights.clone()))),
+                Err(RuntimeError::Gpu(e)) => {
+                    warn_fallback(&e);
+                    Ok(Box::new(CpuLm::new(self.weights.clone())?))
+                }
+                Err(e) => Err(e),
+            },
+            _ => Ok(Box::new(CpuLm::new(self.weights.clone())?)),
+        }
+    }
 }
 
 /// A MatViT on a chosen device (see [`vit_runner`]).

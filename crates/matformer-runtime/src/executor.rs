@@ -30,6 +30,9 @@ pub trait LmExecutor {
     }
     /// Short device description for logs.
     fn device_name(&self) -> String;
+    /// A second executor over the same weights (no copy, no second upload) with its own empty cache:
+    /// e.g. the draft of self-speculative decoding next to the target.
+    fn fork(&self) -> Result<Box<dyn LmExecutor>>;
 }
 
 /// Checks shared by every backend before any work: non-empty, ids in vocabulary, fits the context.
@@ -76,5 +79,8 @@ impl<E: LmExecutor + ?Sized> LmExecutor for Box<E> {
     }
     fn device_name(&self) -> String {
         (**self).device_name()
+    }
+    fn fork(&self) -> Result<Box<dyn LmExecutor>> {
+        (**self).fork()
     }
 }

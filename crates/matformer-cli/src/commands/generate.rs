@@ -111,7 +111,8 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
             eprintln!("[matformer] speculative decoding is greedy: ignoring --temperature");
         }
         let d = Submodel::parse(&cfg, draft)?;
-        let mut target_exec = super::device::lm(weights)?;
+        // The target shares the draft's weights (on the GPU: one upload) with a cache of its own.
+        let mut target_exec = exec.fork()?;
         let g =
             speculative_generate(&mut exec, &mut target_exec, &prompt, &d, &sub, a.k, a.max_tokens, |t| sink.push(t))?;
         sink.finish()?;

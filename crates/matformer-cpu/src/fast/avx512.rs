@@ -36,7 +36,7 @@ pub(crate) fn available() -> bool {
 #[inline]
 pub(crate) unsafe fn dot_rows<T: Load16>(w: &[T], x: &[f32], k: usize, y: *mut f32, y_stride: usize, m: usize) {
     assert!(w.len() >= m * k, "dot_rows: weight too short");
-    assert!(k > 0 && x.len() % k == 0, "dot_rows: x is not whole rows of k");
+    assert!(k > 0 && x.len().is_multiple_of(k), "dot_rows: x is not whole rows of k");
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: the caller guarantees the CPU features and `y`; lengths checked above.

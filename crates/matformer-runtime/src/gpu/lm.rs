@@ -410,7 +410,8 @@ enum Out {
     Token(u32),
 }
 
-/// Records embedding and every active layer for `n` tokens at positions `p0..p0 + n`.
+/// Records embedding and every layer for `n` tokens at positions `p0..p0 + n` (a skipped layer only
+/// writes its keys and values).
 fn record_layers(
     r: &mut Rec<'_, '_>,
     ops: &LmOps,
@@ -428,8 +429,8 @@ fn record_layers(
             add.record(c, p, n * dims.d)
         })?;
     }
-    for l in sub.active_layers() {
-        let lo = &ops.layers[l];
+    for (l, lo) in ops.layers.iter().enumerate() {
+        // A skipped layer still writes its keys and values (see `CpuLm::forward`).
         lo.block.record_qkv(r, dims, n)?;
         if let (Some(rq), Some(rk), Some(theta)) = (&ops.rope_q, &ops.rope_k, rope_theta) {
             r.op("attn.rope", |c, p| {
@@ -441,6 +442,9 @@ fn record_layers(
             lo.k_write.record(c, p, n, dims.kvd, p0)?;
             lo.v_write.record(c, p, n, dims.kvd, p0)
         })?;
+        if sub.skip[l] {
+            continue;
+        }
         let args = AttentionArgs {
             n_q: n,
             n_kv: p0 + n,
@@ -483,6 +487,10 @@ impl LmExecutor for GpuLm {
     fn device_name(&self) -> String {
         let i = self.ctx.adapter_info();
         format!("gpu ({}, {:?})", i.name, i.backend)
+    }
+
+    fn fork(&self) -> Result<Box<dyn LmExecutor>> {
+        Ok(Box::new(GpuLm::fork(self)?))
     }
 }
 
