@@ -146,7 +146,7 @@ fn decode(quick: bool, bw_gbs: f64) -> Result<Value> {
     let base = ModelWeights::random(cfg.clone(), 0)?;
     let (prompt_len, steps) = if quick { (8, 8) } else { (16, 32) };
     let prompt: Vec<u32> = (0..prompt_len as u32).collect();
-    let mut rows = vec![];
+    let (mut rows, mut verify) = (vec![], vec![]);
     for dtype in [DType::F32, DType::F16] {
         let w = Arc::new(if dtype == DType::F32 { base.clone() } else { base.to_dtype(dtype) });
         let mut exec = CpuLm::new(w)?;
@@ -168,10 +168,28 @@ fn decode(quick: bool, bw_gbs: f64) -> Result<Value> {
             }));
             eprintln!("[bench] decode {dtype:?} {}: {ms:.2} ms/token", g.name);
         }
+        // A speculative verify pass: k+1 tokens with every row's logits, relative to one xl decode step.
+        // On a memory-bound model it should cost little more than one step (each weight is read once).
+        let xl = Submodel::full(&cfg);
+        let xl_ms = rows.last().map_or(f64::NAN, |r| r["ms_per_token"].as_f64().unwrap_or(f64::NAN));
+        for k in [2usize, 4, 6] {
+            let batch: Vec<u32> = (0..=k as u32).collect();
+            let reps = if quick { 3 } else { 8 };
+            let mut best = f64::INFINITY;
+            for _ in 0..reps {
+                let keep = exec.cached_len();
+                let start = Instant::now();
+                black_box(exec.forward(&batch, &xl, Logits::All)?);
+                best = best.min(start.elapsed().as_secs_f64() * 1e3);
+                exec.truncate(keep);
+            }
+            verify.push(json!({ "dtype": format!("{dtype:?}").to_lowercase(), "k": k, "ms": best,
+                "xl_steps": best / xl_ms }));
+        }
     }
     Ok(json!({ "model": { "d_model": cfg.d_model, "n_layers": cfg.n_layers, "d_ff": cfg.d_ff,
         "vocab": cfg.n_outputs(), "params": Submodel::full(&cfg).params(&cfg) }, "prompt_tokens": prompt_len,
-        "decoded_tokens": steps, "rows": rows }))
+        "decoded_tokens": steps, "rows": rows, "verify": verify }))
 }
 
 /// Run every CPU measurement.

@@ -37,9 +37,16 @@ fn speculative(w: &Arc<ModelWeights>, quick: bool) -> Result<Value> {
     let xl = Submodel::full(cfg);
     let prompt: Vec<u32> = "KING HENRY:\nOnce more unto the breach".bytes().map(u32::from).collect();
     let n = (if quick { 48 } else { 160 }).min(cfg.max_seq_len() - prompt.len());
-    let t0 = Instant::now();
-    let greedy = generate(&mut t, &prompt, &xl, n, &SamplingParams::default(), |_| {})?;
-    let base = t0.elapsed().as_secs_f64();
+    // Best of `reps` runs each: the machine may be shared, and the fastest run is the least disturbed.
+    let reps = if quick { 1 } else { 3 };
+    let mut base = f64::INFINITY;
+    let mut greedy = None;
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        greedy = Some(generate(&mut t, &prompt, &xl, n, &SamplingParams::default(), |_| {})?);
+        base = base.min(t0.elapsed().as_secs_f64());
+    }
+    let greedy = greedy.expect("reps >= 1");
     let xl_step = base / n as f64;
     let mut rows = vec![];
     // Named drafts, plus one that also skips layers (cheaper, less often right).
@@ -47,9 +54,16 @@ fn speculative(w: &Arc<ModelWeights>, quick: bool) -> Result<Value> {
     for draft in ["s", "m", "l"].into_iter().map(String::from).chain(skip_draft) {
         let ds = Submodel::parse(cfg, &draft)?;
         for k in [2usize, 3, 4, 6] {
-            let t0 = Instant::now();
-            let g = speculative_generate(&mut d, &mut t, &prompt, &ds, &xl, k, n, |_| {})?;
-            let secs = t0.elapsed().as_secs_f64();
+            let mut best = None::<(f64, _)>;
+            for _ in 0..reps {
+                let t0 = Instant::now();
+                let g = speculative_generate(&mut d, &mut t, &prompt, &ds, &xl, k, n, |_| {})?;
+                let secs = t0.elapsed().as_secs_f64();
+                if best.as_ref().is_none_or(|b| secs < b.0) {
+                    best = Some((secs, g));
+                }
+            }
+            let (secs, g) = best.expect("reps >= 1");
             let st = &g.stats;
             // Costs relative to one xl decode step: speculation pays off only when
             // k·draft_cost + verify_cost < tokens gained per round.

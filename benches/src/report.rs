@@ -13,6 +13,9 @@ pub fn print(j: &Value) {
     }
     if !j["elastic"].is_null() {
         print_elastic(&j["elastic"]);
+        if !j["cpu"].is_null() {
+            print_speculative_projection(j);
+        }
     }
     if !j["training"].is_null() {
         print_training(&j["training"]);
@@ -133,6 +136,47 @@ fn print_elastic(e: &Value) {
         let mut names: Vec<&str> = part.iter().filter_map(|t| t["submodel"].as_str()).collect();
         names.dedup();
         println!("  {name:<6}: {:7.1} tokens/s, submodels {}", part.len() as f64 * 1e3 / ms, names.join(">"));
+    }
+}
+
+/// What self-speculative decoding would gain on the memory-bound 124M decode model: the shipped model's
+/// measured acceptance per (draft, k), with that model's measured draft-step and verify-pass costs.
+/// Expected tokens per round with acceptance a: (1 − a^(k+1)) / (1 − a).
+fn print_speculative_projection(j: &Value) {
+    let d = &j["cpu"]["decode"];
+    let ms = |dtype: &str, sub: &str| {
+        d["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["dtype"] == dtype && r["submodel"] == sub)
+            .map(|r| f(&r["ms_per_token"]))
+    };
+    println!(
+        "\nspeculative decoding projected for the {}-param decode model (acceptance from the shipped model):",
+        d["model"]["params"]
+    );
+    for v in d["verify"].as_array().into_iter().flatten() {
+        let (dtype, k) = (v["dtype"].as_str().unwrap_or(""), v["k"].as_u64().unwrap_or(0) as usize);
+        let Some(xl) = ms(dtype, "xl") else { continue };
+        let mut parts = vec![];
+        for draft in ["s", "m", "l"] {
+            let row = j["elastic"]["speculative"]["rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["draft"] == draft && r["k"] == k as u64);
+            let (Some(row), Some(dm)) = (row, ms(dtype, draft)) else { continue };
+            let a = f(&row["acceptance"]).min(0.999_999);
+            let tokens = (1.0 - a.powi(k as i32 + 1)) / (1.0 - a);
+            let cost = k as f64 * dm / xl + f(&v["xl_steps"]);
+            parts.push(format!("{draft} {:.2}x", tokens / cost));
+        }
+        println!(
+            "  {dtype} k={k}: verify pass {:.2} xl steps; projected speedup {}",
+            f(&v["xl_steps"]),
+            parts.join(", ")
+        );
     }
 }
 
