@@ -88,6 +88,11 @@ fn section(s: &mut String, r: &FamilyReport) {
             row.baseline_vs_xl.kl,
         );
     }
+    s.push_str(if r.is_lm {
+        "\n\"Within 1%\": validation loss within 1% of the baseline's.\n"
+    } else {
+        "\n\"Within 1%\": test accuracy within one percentage point of the baseline's.\n"
+    });
     if !r.is_lm {
         s.push_str("\nTest loss (nats): ");
         let losses: Vec<String> = r
