@@ -58,11 +58,10 @@ fn section(s: &mut String, r: &FamilyReport) {
     let _ = writeln!(s, "## {}\n", r.preset);
     let _ = writeln!(
         s,
-        "MatFormer model `{}`; every model trained {} steps; {} {} on {} predictions ({better} is better).\n",
+        "MatFormer model `{}`; every model trained {} steps; {} on {} predictions ({better} is better).\n",
         r.model.display(),
         r.steps,
-        if r.is_lm { "validation loss" } else { "test accuracy" },
-        if r.is_lm { "in nats per byte" } else { "" },
+        if r.is_lm { "validation loss in nats per byte" } else { "test accuracy" },
         r.eval_predictions
     );
     let _ = writeln!(s, "![{0} vs params]({1}-quality.png) ![consistency]({1}-consistency.png)\n", metric, r.preset);
