@@ -139,38 +139,48 @@ fn governor_trace(w: &Arc<ModelWeights>, quick: bool) -> Result<Value> {
     let (_, t) = generate_governed(&mut exec, &[1, 2, 3], &mut probe, 24, &SamplingParams::default(), |_, _| {})?;
     let xl_secs = t[4..].iter().map(|s| s.secs).sum::<f64>() / (t.len() - 4) as f64;
     let target = 0.8 / xl_secs;
-    let n = if quick { 90 } else { 240 };
-    let max_new = n.min(cfg.max_seq_len() - 4);
+    // Three phases (idle, 4 spinning threads, idle) long enough in wall time for the load to bite and
+    // the governor to react: each is a run of generations of up to the context length, with one governor
+    // carried across them. The prefill step of each generation is left out of the trace.
+    let max_new = cfg.max_seq_len().saturating_sub(4).max(1);
+    let per_phase = if quick { max_new } else { ((0.5 / xl_secs) as usize).max(max_new) };
     let mut gov = Governor::new(ladder, target)?;
     let stop = Arc::new(AtomicBool::new(false));
     let mut load = vec![];
-    let (_, trace) =
-        generate_governed(&mut exec, &[1, 2, 3], &mut gov, max_new, &SamplingParams::default(), |_, s| {
-            if s.step == max_new / 3 {
-                for _ in 0..4 {
-                    let st = stop.clone();
-                    load.push(std::thread::spawn(move || {
-                        let mut x = 1.0f64;
-                        while !st.load(Ordering::Relaxed) {
-                            x = (x * 1.000001).sqrt() + 1.0;
-                        }
-                        black_box(x);
-                    }));
-                }
+    let (mut steps, mut bounds) = (Vec::<Value>::new(), vec![]);
+    for phase in 0..3 {
+        if phase == 1 {
+            for _ in 0..4 {
+                let st = stop.clone();
+                load.push(std::thread::spawn(move || {
+                    let mut x = 1.0f64;
+                    while !st.load(Ordering::Relaxed) {
+                        x = (x * 1.000001).sqrt() + 1.0;
+                    }
+                    black_box(x);
+                }));
             }
-            if s.step == 2 * max_new / 3 {
-                stop.store(true, Ordering::Relaxed);
+        }
+        if phase == 2 {
+            stop.store(true, Ordering::Relaxed);
+            for h in load.drain(..) {
+                let _ = h.join();
             }
-        })?;
-    stop.store(true, Ordering::Relaxed);
-    for h in load {
-        let _ = h.join();
+        }
+        if phase > 0 {
+            bounds.push(steps.len());
+        }
+        let mut done = 0;
+        while done < per_phase {
+            let (_, trace) =
+                generate_governed(&mut exec, &[1, 2, 3], &mut gov, max_new, &SamplingParams::default(), |_, _| {})?;
+            for s in trace.iter().skip(1) {
+                steps.push(json!({ "step": steps.len(), "submodel": s.submodel, "ms": s.secs * 1e3 }));
+            }
+            done += trace.len().saturating_sub(1).max(1);
+        }
     }
-    let steps: Vec<Value> =
-        trace.iter().map(|s| json!({ "step": s.step, "submodel": s.submodel, "ms": s.secs * 1e3 })).collect();
-    Ok(
-        json!({ "target_tps": target, "xl_idle_tps": 1.0 / xl_secs, "load_steps": [max_new / 3, 2 * max_new / 3], "trace": steps }),
-    )
+    Ok(json!({ "target_tps": target, "xl_idle_tps": 1.0 / xl_secs, "load_steps": bounds, "trace": steps }))
 }
 
 /// Run every elastic measurement on the shipped model (or a random one when it is missing).

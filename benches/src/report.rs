@@ -127,15 +127,28 @@ fn print_elastic(e: &Value) {
         f(&g["target_tps"]),
         f(&g["xl_idle_tps"])
     );
-    for (name, lo, hi) in [("before", 1, a), ("load", a, b), ("after", b, trace.len())] {
+    for (name, lo, hi) in [("before", 0, a), ("load", a, b), ("after", b, trace.len())] {
         let part = &trace[lo.min(trace.len())..hi.min(trace.len())];
         if part.is_empty() {
             continue;
         }
         let ms: f64 = part.iter().map(|t| f(&t["ms"])).sum();
-        let mut names: Vec<&str> = part.iter().filter_map(|t| t["submodel"].as_str()).collect();
-        names.dedup();
-        println!("  {name:<6}: {:7.1} tokens/s, submodels {}", part.len() as f64 * 1e3 / ms, names.join(">"));
+        let mut shares: Vec<(String, usize)> = vec![];
+        for t in part {
+            let sub = t["submodel"].as_str().unwrap_or("?");
+            match shares.iter_mut().find(|(n, _)| n == sub) {
+                Some(e) => e.1 += 1,
+                None => shares.push((sub.to_string(), 1)),
+            }
+        }
+        let shares: Vec<String> =
+            shares.iter().map(|(n, c)| format!("{n} {:.0}%", 100.0 * *c as f64 / part.len() as f64)).collect();
+        println!(
+            "  {name:<6}: {:7.1} tokens/s over {} steps, steps per submodel: {}",
+            part.len() as f64 * 1e3 / ms,
+            part.len(),
+            shares.join(", ")
+        );
     }
 }
 

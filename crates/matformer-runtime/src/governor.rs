@@ -10,6 +10,9 @@ use crate::executor::{validate_tokens, LmExecutor, Logits};
 use crate::generate::{Generation, StopReason};
 use crate::sampling::{Sampler, SamplingParams};
 
+/// Consecutive steps that must predict a larger rung fits before the governor steps up one rung.
+pub const UP_AFTER: usize = 8;
+
 /// One rung of the governor's ladder: a submodel and its relative cost.
 #[derive(Clone, Debug)]
 pub struct Rung {
@@ -32,6 +35,8 @@ pub struct Governor {
     alpha: f64,
     /// Step up only when the larger rung is predicted at or below this fraction of the target latency.
     headroom: f64,
+    /// Consecutive steps that have predicted a larger rung would fit (see [`UP_AFTER`]).
+    up_streak: usize,
 }
 
 impl Governor {
@@ -45,7 +50,15 @@ impl Governor {
         }
         ladder.sort_by(|a, b| a.cost.total_cmp(&b.cost));
         let level = ladder.len() - 1;
-        Ok(Governor { ladder, target_secs: 1.0 / target_tps, level, secs_per_cost: None, alpha: 0.3, headroom: 0.85 })
+        Ok(Governor {
+            ladder,
+            target_secs: 1.0 / target_tps,
+            level,
+            secs_per_cost: None,
+            alpha: 0.3,
+            headroom: 0.85,
+            up_streak: 0,
+        })
     }
 
     /// The named granularities of `cfg`, costed by FLOPs per token at half the context.
@@ -114,7 +127,20 @@ impl Governor {
                 best = i;
             }
         }
-        self.level = best;
+        // Down at once (the target is at stake); up one rung at a time, and only after UP_AFTER steps in a
+        // row agree: on a shared CPU single steps are often fast by luck, and climbing on them misses the target.
+        if best < self.level {
+            self.level = best;
+            self.up_streak = 0;
+        } else if best > self.level {
+            self.up_streak += 1;
+            if self.up_streak >= UP_AFTER {
+                self.level += 1;
+                self.up_streak = 0;
+            }
+        } else {
+            self.up_streak = 0;
+        }
     }
 }
 
@@ -200,11 +226,19 @@ mod tests {
             g.observe(g.current().cost * 4e-3);
         }
         assert_eq!(g.current().name, "m");
-        // Load gone: back to xl.
-        for _ in 0..20 {
+        // Load gone: back to xl, one rung per UP_AFTER agreeing steps.
+        for _ in 0..40 {
             g.observe(g.current().cost * 1e-3);
         }
         assert_eq!(g.current().name, "xl");
+        // Under load, a lucky fast step now and then does not make it climb.
+        for i in 0..80 {
+            let slow = if i % 8 >= 5 { 1e-3 } else { 4e-3 }; // three lucky steps in every eight
+            g.observe(g.current().cost * slow);
+            if i > 16 {
+                assert!(g.level() <= 1, "step {i}: climbed to {}", g.current().name);
+            }
+        }
         // Impossible target: stays on the cheapest rung.
         let mut g = Governor::new(ladder(), 1e6).unwrap();
         g.observe(g.current().cost * 1e-3);
