@@ -232,7 +232,10 @@ fn speculative_decoding_on_gpu_equals_xl_greedy() {
         assert_eq!(g.tokens, greedy.tokens, "draft {spec} k {k}");
         assert!(g.stats.verify_passes > 0);
         let g2 = speculative_generate(&mut draft2, &mut target, &prompt, &d, &xl, k, 24, |_| {}).unwrap();
-        assert_eq!(g2, g, "forked and separately uploaded drafts agree");
+        let counters = |g: &matformer::runtime::SpecGeneration| {
+            (g.tokens.clone(), g.stop, g.stats.drafted, g.stats.accepted, g.stats.verify_passes)
+        };
+        assert_eq!(counters(&g2), counters(&g), "forked and separately uploaded drafts agree");
     }
     // The CPU's greedy text is the same (the logits agree to ~1e-5 and this prompt has no near-ties).
     let mut cpu = CpuLm::new(w).unwrap();
@@ -285,7 +288,7 @@ fn device_argmax_and_sampling() {
 }
 
 /// Per-op GPU timestamps (for `cargo xtask bench`): every op of the step is labelled, counts follow the
-/// submodel (a skipped layer records nothing), and profiling does not change the results. Times are
+/// submodel (a skipped layer records only its norm, projections and cache write), and profiling does not change the results. Times are
 /// reported, not asserted (benchmarks measure, tests assert).
 #[test]
 fn profiling_labels_every_op() {
@@ -310,8 +313,12 @@ fn profiling_labels_every_op() {
         return;
     }
     let count = |label: &str| p.ops.iter().find(|o| o.label == label).map_or(0, |o| o.count);
-    // Layer 1 is skipped: 2 active layers x 3 steps.
-    for label in ["attn.norm", "attn.q", "attn.rope", "attn.kv_write", "attn.core", "ffn.up", "ffn.gate", "ffn.down"] {
+    // Layer 1 is skipped: it still writes its keys and values (3 layers x 3 steps), but runs no attention
+    // or FFN (2 active layers x 3 steps).
+    for label in ["attn.norm", "attn.q", "attn.rope", "attn.kv_write"] {
+        assert_eq!(count(label), 9, "{label}");
+    }
+    for label in ["attn.core", "ffn.up", "ffn.gate", "ffn.down"] {
         assert_eq!(count(label), 6, "{label}");
     }
     assert_eq!(count("residual"), 12);
