@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 /// Elements (roughly: multiply-adds) per parallel task.
-pub(crate) const TASK_WORK: usize = 1 << 15;
+pub(crate) const TASK_WORK: usize = 1 << 17;
 
 /// Runs `f(row0, rows)` over consecutive blocks of rows of `y` (rows of
 /// `row_len` elements, each costing about `work_per_row`), in parallel when
