@@ -388,10 +388,13 @@ impl BlockOps {
         })
     }
 
-    /// `h = norm(x)`, then `q, k, v = h·Wᵀ` for `n` tokens.
-    pub(crate) fn record_qkv(&self, r: &mut Rec<'_, '_>, dims: &Dims, n: usize) -> KResult<()> {
+    /// `h = norm(x)`, then `q, k, v = h·Wᵀ` for `n` tokens (`q` only when `with_q`: a skipped layer needs
+    /// just its keys and values).
+    pub(crate) fn record_qkv(&self, r: &mut Rec<'_, '_>, dims: &Dims, n: usize, with_q: bool) -> KResult<()> {
         r.op("attn.norm", |c, p| self.attn_norm.record(c, p, n, dims.eps))?;
-        r.op("attn.q", |c, p| self.q.record(c, p, n, dims.d, dims.qd))?;
+        if with_q {
+            r.op("attn.q", |c, p| self.q.record(c, p, n, dims.d, dims.qd))?;
+        }
         r.op("attn.k", |c, p| self.k.record(c, p, n, dims.d, dims.kvd))?;
         r.op("attn.v", |c, p| self.v.record(c, p, n, dims.d, dims.kvd))
     }

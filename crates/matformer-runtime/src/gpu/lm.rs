@@ -431,10 +431,17 @@ fn record_layers(
     }
     for (l, lo) in ops.layers.iter().enumerate() {
         // A skipped layer still writes its keys and values (see `CpuLm::forward`).
-        lo.block.record_qkv(r, dims, n)?;
+        let active = !sub.skip[l];
+        lo.block.record_qkv(r, dims, n, active)?;
         if let (Some(rq), Some(rk), Some(theta)) = (&ops.rope_q, &ops.rope_k, rope_theta) {
             r.op("attn.rope", |c, p| {
-                rq.record(c, p, RopeArgs { n_tokens: n, n_heads: dims.n_heads, head_dim: dims.hd, pos0: p0, theta })?;
+                if active {
+                    rq.record(
+                        c,
+                        p,
+                        RopeArgs { n_tokens: n, n_heads: dims.n_heads, head_dim: dims.hd, pos0: p0, theta },
+                    )?;
+                }
                 rk.record(c, p, RopeArgs { n_tokens: n, n_heads: dims.n_kv_heads, head_dim: dims.hd, pos0: p0, theta })
             })?;
         }
@@ -442,7 +449,7 @@ fn record_layers(
             lo.k_write.record(c, p, n, dims.kvd, p0)?;
             lo.v_write.record(c, p, n, dims.kvd, p0)
         })?;
-        if sub.skip[l] {
+        if !active {
             continue;
         }
         let args = AttentionArgs {

@@ -228,7 +228,7 @@ impl GpuVit {
                 r.op("pos", |c, p| ops.pos_add.record(c, p, seq * d))?;
                 for l in sub.active_layers() {
                     let (block, attn) = &ops.layers[l];
-                    block.record_qkv(&mut r, &dims, seq)?;
+                    block.record_qkv(&mut r, &dims, seq, true)?;
                     let args = AttentionArgs {
                         n_q: seq,
                         n_kv: seq,
