@@ -85,5 +85,10 @@ fn report_compares_matformer_with_baselines_and_mix_n_match() {
     assert!(md.contains("## tiny") && md.contains("`s,m`") && md.contains("The paper's claims, checked"), "{md}");
     let within = (0..4).filter(|&i| markdown::within_one_percent(&r, i)).count();
     assert!(md.contains(&format!("({within} of 4)")), "{md}");
+    // A baseline file that does not match the preset (e.g. left over from an older preset) is refused.
+    let base = root.join("runs/report");
+    std::fs::copy(base.join("tiny-baseline-m.safetensors"), base.join("tiny-baseline-s.safetensors")).unwrap();
+    let err = family_report(&cfg, &opts).unwrap_err().to_string();
+    assert!(err.contains("tiny-baseline-s") && err.contains("stale"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
 }

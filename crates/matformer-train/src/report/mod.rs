@@ -191,7 +191,18 @@ pub fn family_report(preset: &TrainConfig, opts: &ReportOptions) -> Result<Famil
             eprintln!("[report] training baseline {g} of {} ({} steps)", preset.name, bc.steps);
             train(&bc, true)?;
         }
-        baselines.push(load_f32(&path)?);
+        let b = load_f32(&path)?;
+        if b.config != bc.trained_model()? {
+            return Err(anyhow!(
+                "{} holds a model other than the `{}` baseline of preset {} (stale after a preset change?); \
+                 delete it and {} to retrain it",
+                path.display(),
+                g,
+                preset.name,
+                bc.out_dir.display()
+            ));
+        }
+        baselines.push(b);
     }
     let base_xl = baselines.last().expect("one baseline per granularity");
     let (_, base_xl_logits) = eval_keep(base_xl, &xl_name, &Submodel::full(&base_xl.config), &batches, &mut ws);
