@@ -63,7 +63,7 @@ fn nt_avx512<W: WeightElem>(x: &[f32], w: &[W], bias: Option<&[W]>, y: &mut [f32
             W::dot_rows_avx512(&w[j0 * k..j1 * k], x, k, yp.get().add(j0), m, j1 - j0);
             if let Some(b) = bias {
                 for i in 0..n {
-                    for (j, bv) in b.iter().enumerate().take(j1).skip(j0) {
+                    for (j, bv) in (j0..j1).zip(&b[j0..j1]) {
                         *yp.get().add(i * m + j) += bv.to_f32();
                     }
                 }
