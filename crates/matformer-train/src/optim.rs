@@ -68,6 +68,15 @@ pub fn global_norm(g: &mut ModelWeights) -> f64 {
     total.sqrt()
 }
 
+/// Add every gradient of `src` into `dst` (same model).
+pub fn add_grads(dst: &mut ModelWeights, src: &mut ModelWeights) {
+    for (d, s) in tensors_mut(dst).into_iter().zip(tensors_mut(src)) {
+        fsm(d).par_chunks_mut(ELEM_CHUNK).zip(fs(s).par_chunks(ELEM_CHUNK)).for_each(|(d, s)| {
+            d.iter_mut().zip(s).for_each(|(a, &b)| *a += b);
+        });
+    }
+}
+
 /// Scale every gradient by `s`.
 pub fn scale_grads(g: &mut ModelWeights, s: f32) {
     for t in tensors_mut(g) {

@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use matformer_graph::{checkpoint, DType, ModelConfig, ModelWeights, Submodel};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Objective, Task, TrainConfig};
@@ -18,7 +19,7 @@ use crate::data::text::{self, TextData};
 use crate::log::{line_plot, read_csv, smooth, Csv, Series};
 use crate::model::params::{zero, zeros_like};
 use crate::model::{forward_backward, Batch, Workspace};
-use crate::optim::{global_norm, lr_at, scale_grads, AdamW};
+use crate::optim::{add_grads, global_norm, lr_at, scale_grads, AdamW};
 use crate::rng::{stream, Rng};
 use crate::state::{load_state, save_state, TrainState};
 
@@ -180,27 +181,60 @@ pub fn eval_batches(task: &Task, batch: usize, samples: usize) -> Result<Vec<Bat
 
 const EVAL_HEADER: &str = "step,granularity,width,params,loss,accuracy";
 
+/// Shards a step's batch is split into, run in parallel. Coarse data parallelism keeps both cores of a
+/// small machine busy through a step's many small kernels, where per-kernel parallelism pays a pool
+/// wake-up each: a joint MatViT step ran 1.65x faster on 2 threads than on 1 without shards. The count
+/// is fixed, not the thread count, so a run's numbers do not depend on the machine; kernels inside a
+/// shard still use idle threads.
+pub const BATCH_SHARDS: usize = 2;
+
+/// Per-shard gradients and activations, reused across steps.
+struct StepBuffers {
+    shards: Vec<(ModelWeights, Workspace)>,
+}
+
+impl StepBuffers {
+    fn new(w: &ModelWeights) -> Self {
+        StepBuffers { shards: (0..BATCH_SHARDS).map(|_| (zeros_like(w), Workspace::default())).collect() }
+    }
+}
+
 /// One optimizer step on `batch` at step `st.step` (does not advance `st.step`).
 fn train_step(
     cfg: &TrainConfig,
     subs: &[(String, Submodel)],
     st: &mut TrainState,
-    grads: &mut ModelWeights,
-    ws: &mut Workspace,
+    buf: &mut StepBuffers,
     batch: &Batch,
 ) -> Result<StepLog> {
     let step = st.step;
     let lr = lr_at(&cfg.optim, step, cfg.steps);
-    zero(grads);
     let mut losses = vec![None; subs.len()];
     let chosen: Vec<usize> = match cfg.objective {
         Objective::Sampled => vec![Rng::keyed(cfg.seed, stream::GRANULARITY, step as u64).below(subs.len())],
         _ => (0..subs.len()).collect(),
     };
     let n = batch.n_targets() as f64;
-    for &i in &chosen {
-        let s = forward_backward(&st.weights, Some(grads), &subs[i].1, batch, ws, 1.0);
-        losses[i] = Some(s.loss_sum / n);
+    let shards = batch.shards(BATCH_SHARDS);
+    let w = &st.weights;
+    // Each shard's loss is its own mean; scaling by its share of the targets makes the summed
+    // gradient that of the whole batch's mean loss.
+    let loss_sums: Vec<Vec<f64>> = buf.shards[..shards.len()]
+        .par_iter_mut()
+        .zip(&shards)
+        .map(|((g, ws), b)| {
+            zero(g);
+            let share = (b.n_targets() as f64 / n) as f32;
+            chosen.iter().map(|&i| forward_backward(w, Some(g), &subs[i].1, b, ws, share).loss_sum).collect()
+        })
+        .collect();
+    for (j, &i) in chosen.iter().enumerate() {
+        losses[i] = Some(loss_sums.iter().map(|s| s[j]).sum::<f64>() / n);
+    }
+    let (first, rest) = buf.shards.split_at_mut(1);
+    let grads = &mut first[0].0;
+    for (g, _) in &mut rest[..shards.len() - 1] {
+        add_grads(grads, g);
     }
     let norm = global_norm(grads);
     if !norm.is_finite() {
@@ -236,15 +270,14 @@ pub fn bench(cfg: &TrainConfig, steps: usize) -> Result<BenchResult> {
     let opt = AdamW::new(&weights);
     let mut st = TrainState { step: 0, weights, opt, elapsed_s: 0.0 };
     let subs = granularity_submodels(&model_cfg)?;
-    let mut grads = zeros_like(&st.weights);
-    let mut ws = Workspace::default();
+    let mut buf = StepBuffers::new(&st.weights);
     let mut t0 = Instant::now();
     for i in 0..=steps {
         if i == 1 {
             t0 = Instant::now();
         }
         let batch = data.batch(cfg.seed, st.step, cfg.batch_size);
-        train_step(cfg, &subs, &mut st, &mut grads, &mut ws, &batch)?;
+        train_step(cfg, &subs, &mut st, &mut buf, &batch)?;
         st.step += 1;
     }
     let secs = t0.elapsed().as_secs_f64() / steps.max(1) as f64;
@@ -284,8 +317,7 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> Result<TrainSummary> {
     let start_step = st.step;
     let subs = granularity_submodels(&model_cfg)?;
     let names: Vec<String> = subs.iter().map(|s| s.0.clone()).collect();
-    let mut grads = zeros_like(&st.weights);
-    let mut ws = Workspace::default();
+    let mut buf = StepBuffers::new(&st.weights);
 
     let train_header = format!(
         "step,lr,grad_norm,{},{}",
@@ -331,7 +363,7 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> Result<TrainSummary> {
     let mut logs = Vec::new();
     while st.step < end {
         let batch = data.batch(cfg.seed, st.step, cfg.batch_size);
-        let log = train_step(cfg, &subs, &mut st, &mut grads, &mut ws, &batch)?;
+        let log = train_step(cfg, &subs, &mut st, &mut buf, &batch)?;
         let (lr, norm, losses) = (log.lr, log.grad_norm, log.losses);
         st.step += 1;
         let secs = t0.elapsed().as_secs_f64();

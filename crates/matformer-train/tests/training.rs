@@ -7,10 +7,11 @@ use std::sync::Arc;
 use matformer_graph::{ModelConfig, ModelWeights, Submodel};
 use matformer_runtime::{vit_forward, CpuLm, LmExecutor, Logits};
 use matformer_train::data::images::Augment;
+use matformer_train::model::params::{fs, zeros_like};
 use matformer_train::model::{forward_backward, Batch, Workspace};
 use matformer_train::optim::AdamWConfig;
 use matformer_train::state::load_state;
-use matformer_train::{train, Objective, Task, TrainConfig};
+use matformer_train::{train, Objective, Task, TrainConfig, TrainSummary};
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("mtrain-{name}-{}", std::process::id()));
@@ -56,6 +57,82 @@ fn training_forward_matches_runtime_vit() {
         let diff = max_diff(&ws.logits, &want.logits);
         assert!(diff < 1e-4, "{spec}: logits differ from the runtime by {diff}");
     }
+}
+
+/// `forward_backward` over `batch` into fresh gradients, and over its shards with each shard's share
+/// of the targets as the gradient scale: the trainer's data-parallel step relies on the two agreeing.
+fn whole_vs_sharded(w: &ModelWeights, sub: &Submodel, batch: &Batch) {
+    let n = batch.n_targets() as f32;
+    let mut whole = zeros_like(w);
+    forward_backward(w, Some(&mut whole), sub, batch, &mut Workspace::default(), 1.0);
+    let mut sharded = zeros_like(w);
+    let shards = batch.shards(3);
+    assert_eq!(shards.len(), 3);
+    for b in &shards {
+        forward_backward(w, Some(&mut sharded), sub, b, &mut Workspace::default(), b.n_targets() as f32 / n);
+    }
+    let (mut a, mut b) = (whole.named_tensors(), sharded.named_tensors());
+    a.sort_by(|x, y| x.0.cmp(&y.0));
+    b.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        let (x, y) = (fs(x), fs(y));
+        let scale = x.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        let d = max_diff(x, y) / scale;
+        assert!(d < 1e-4, "{name}: sharded gradient differs by {d} (relative)");
+    }
+}
+
+#[test]
+fn shard_gradients_sum_to_the_batch_gradient() {
+    let cfg = ModelConfig::gpt2_style(256, 32, 2, 4, 64, 16);
+    let w = ModelWeights::random(cfg.clone(), 5).unwrap();
+    let tokens: Vec<u32> = (0..7 * 8).map(|i| (i * 37 + 5) % 256).collect();
+    let targets: Vec<u32> = tokens.iter().map(|t| (t * 3 + 1) % 256).collect();
+    let batch = Batch::Lm { tokens, targets, batch: 7, seq: 8 };
+    whole_vs_sharded(&w, &Submodel::parse(&cfg, "s,m").unwrap(), &batch);
+
+    let cfg = ModelConfig::vit(8, 4, 2, 5, 32, 2, 4, 64);
+    let w = ModelWeights::random(cfg.clone(), 6).unwrap();
+    let images: Vec<f32> = (0..7 * 2 * 64).map(|i| ((i * 7919) % 101) as f32 / 101.0).collect();
+    let batch = Batch::Vit { images, labels: vec![0, 1, 2, 3, 4, 0, 1], batch: 7 };
+    whole_vs_sharded(&w, &Submodel::parse(&cfg, "xl").unwrap(), &batch);
+}
+
+#[test]
+fn batch_shards_partition_the_batch() {
+    let tokens: Vec<u32> = (0..5 * 3).collect();
+    let targets: Vec<u32> = (100..100 + 5 * 3).collect();
+    let lm = Batch::Lm { tokens: tokens.clone(), targets: targets.clone(), batch: 5, seq: 3 };
+    let parts = lm.shards(2);
+    let sizes: Vec<usize> = parts.iter().map(Batch::n_targets).collect();
+    assert_eq!(sizes, [9, 6]);
+    let (mut t, mut g) = (Vec::new(), Vec::new());
+    for p in &parts {
+        let Batch::Lm { tokens, targets, seq, .. } = p else { panic!("family changed") };
+        assert_eq!(*seq, 3);
+        t.extend_from_slice(tokens);
+        g.extend_from_slice(targets);
+    }
+    assert_eq!((t, g), (tokens, targets));
+    // More shards than items: one item each, none empty.
+    let vit = Batch::Vit { images: (0..2 * 4).map(|i| i as f32).collect(), labels: vec![7, 8], batch: 2 };
+    let parts = vit.shards(5);
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[1], Batch::Vit { images: vec![4.0, 5.0, 6.0, 7.0], labels: vec![8], batch: 1 });
+}
+
+#[test]
+fn training_numbers_do_not_depend_on_the_thread_count() {
+    let run = |threads: usize| {
+        let dir = tmp(&format!("threads{threads}"));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| train(&tiny_lm(&dir, 4), false).unwrap())
+    };
+    let bits = |s: &TrainSummary| {
+        s.steps.iter().flat_map(|x| x.losses.iter().map(|l| l.unwrap().to_bits())).collect::<Vec<_>>()
+    };
+    assert_eq!(bits(&run(1)), bits(&run(3)));
 }
 
 fn tiny_lm(out: &Path, steps: usize) -> TrainConfig {

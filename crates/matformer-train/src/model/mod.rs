@@ -52,6 +52,38 @@ impl Batch {
             Batch::Vit { labels, .. } => labels.len(),
         }
     }
+
+    /// Split into at most `n` batches of consecutive sequences (MatLM) or images (MatViT), sizes
+    /// differing by at most one, none empty.
+    pub fn shards(&self, n: usize) -> Vec<Batch> {
+        let items = match self {
+            Batch::Lm { batch, .. } | Batch::Vit { batch, .. } => *batch,
+        };
+        let n = n.clamp(1, items.max(1));
+        let mut out = Vec::with_capacity(n);
+        let mut start = 0;
+        for k in 0..n {
+            let len = items / n + usize::from(k < items % n);
+            out.push(match self {
+                Batch::Lm { tokens, targets, seq, .. } => Batch::Lm {
+                    tokens: tokens[start * seq..][..len * seq].to_vec(),
+                    targets: targets[start * seq..][..len * seq].to_vec(),
+                    batch: len,
+                    seq: *seq,
+                },
+                Batch::Vit { images, labels, .. } => {
+                    let per = images.len() / items.max(1);
+                    Batch::Vit {
+                        images: images[start * per..][..len * per].to_vec(),
+                        labels: labels[start..][..len].to_vec(),
+                        batch: len,
+                    }
+                }
+            });
+            start += len;
+        }
+        out
+    }
 }
 
 /// Reusable activations and scratch of forward/backward passes.
