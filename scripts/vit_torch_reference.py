@@ -46,9 +46,9 @@ class Block(nn.Module):
 
 
 class ViT(nn.Module):
-    def __init__(self, patch, d, layers, heads, dff, eps=1e-12):
+    def __init__(self, patch, d, layers, heads, dff, eps=1e-12, pool="cls"):
         super().__init__()
-        self.patch = patch
+        self.patch, self.pool = patch, pool
         n = (28 // patch) ** 2
         self.embed = nn.Linear(patch * patch, d)
         self.cls = nn.Parameter(torch.randn(d) * 0.02)
@@ -71,7 +71,8 @@ class ViT(nn.Module):
         x = torch.cat([self.cls.expand(b, 1, -1), self.embed(x)], 1) + self.pos
         for blk in self.blocks:
             x = blk(x)
-        return self.head(self.norm(x[:, 0]))
+        # `mean` (global average pooling over the patch tokens) is not in our model: an experiment.
+        return self.head(self.norm(x[:, 0] if self.pool == "cls" else x[:, 1:].mean(1)))
 
 
 def augment(x, rng, shift, flip):
@@ -100,6 +101,7 @@ def main():
     ap.add_argument("--shift", type=int, default=1)
     ap.add_argument("--no-flip", action="store_true")
     ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--pool", choices=["cls", "mean"], default="cls")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
@@ -110,7 +112,7 @@ def main():
     ytr = torch.tensor(idx(f"{DATA}/train-labels-idx1-ubyte.gz"), dtype=torch.long)
     xte = torch.tensor(idx(f"{DATA}/t10k-images-idx3-ubyte.gz"), dtype=torch.float32) / 255
     yte = torch.tensor(idx(f"{DATA}/t10k-labels-idx1-ubyte.gz"), dtype=torch.long)
-    model = ViT(a.patch, a.d, a.layers, a.heads, a.dff)
+    model = ViT(a.patch, a.d, a.layers, a.heads, a.dff, pool=a.pool)
     decay = [p for n, p in model.named_parameters() if n.endswith("weight") and p.dim() == 2]
     rest = [p for n, p in model.named_parameters() if not (n.endswith("weight") and p.dim() == 2)]
     opt = torch.optim.AdamW(
