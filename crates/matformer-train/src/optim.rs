@@ -69,8 +69,8 @@ pub fn global_norm(g: &mut ModelWeights) -> f64 {
 }
 
 /// Add every gradient of `src` into `dst` (same model).
-pub fn add_grads(dst: &mut ModelWeights, src: &mut ModelWeights) {
-    for (d, s) in tensors_mut(dst).into_iter().zip(tensors_mut(src)) {
+pub fn add_grads(dst: &mut ModelWeights, src: &ModelWeights) {
+    for (d, (_, s)) in tensors_mut(dst).into_iter().zip(src.named_tensors()) {
         fsm(d).par_chunks_mut(ELEM_CHUNK).zip(fs(s).par_chunks(ELEM_CHUNK)).for_each(|(d, s)| {
             d.iter_mut().zip(s).for_each(|(a, &b)| *a += b);
         });

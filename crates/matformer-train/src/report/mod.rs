@@ -195,7 +195,7 @@ pub fn family_report(preset: &TrainConfig, opts: &ReportOptions) -> Result<Famil
         if b.config != bc.trained_model()? {
             return Err(anyhow!(
                 "{} holds a model other than the `{}` baseline of preset {} (stale after a preset change?); \
-                 delete it and {} to retrain it",
+                 delete it and the run directory {} to retrain it",
                 path.display(),
                 g,
                 preset.name,
