@@ -3,6 +3,8 @@
 //! Model configs for MatLM and MatViT, submodel specs (per-layer FFN widths + skipped layers), typed
 //! weights with neuron-major FFN storage, safetensors checkpoints, Hugging Face import and extraction.
 
+#![warn(missing_docs)]
+
 pub mod checkpoint;
 pub mod config;
 pub mod error;

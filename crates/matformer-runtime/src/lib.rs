@@ -4,6 +4,8 @@
 //! with a KV cache, sampling, tokenizers and model loading. A [`Submodel`](matformer_graph::Submodel) is a
 //! per-call argument: switching it costs nothing but different widths handed to the kernels.
 
+#![warn(missing_docs)]
+
 mod blocks;
 pub mod cpu_lm;
 pub mod cpu_vit;

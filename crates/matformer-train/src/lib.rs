@@ -8,6 +8,8 @@
 //! - [`train()`]: the loop (joint, sampled or baseline objective), CSV logs, PNG plots, progress bar;
 //! - [`report`]: the paper-style comparison with independently trained baselines (`cargo xtask report`).
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod data;
 pub mod log;
