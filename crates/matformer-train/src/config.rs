@@ -124,11 +124,11 @@ impl TrainConfig {
             model: ModelConfig::vit(28, 7, 1, 10, 128, 4, 4, 512),
             objective: Objective::Joint,
             // 150 epochs of the 60 000 training images at batch 32.
-            steps: 281_250,
+            steps: 150 * 60_000 / 32,
             batch_size: 32,
             optim: AdamWConfig { lr: 1e-3, warmup_steps: 500, weight_decay: 0.05, ..AdamWConfig::default() },
             seed: 1,
-            eval_every: 28_125,
+            eval_every: 15 * 60_000 / 32,
             eval_samples: 2000,
             final_eval_samples: 10_000,
             checkpoint_every: 500,
