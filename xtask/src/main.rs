@@ -6,7 +6,8 @@
 //! - `train-demo [preset...]`: reproduce the shipped models (`matlm-shakespeare`, `matvit-fashion`).
 //! - `report [--no-train] [--out DIR] [preset...]`: the paper-style evaluation report (MatFormer vs
 //!   independently trained baselines, Mix'n'Match, consistency) as `report/README.md` plus PNGs; trains the
-//!   missing baselines first (resumable, in `runs/report/`) unless `--no-train`.
+//!   missing runs first (resumable, in `runs/report/`) unless `--no-train`. Naming presets regenerates only
+//!   their sections and keeps the others from `report/report.json`.
 //! - `test-kernels`: run the GPU kernel and end-to-end GPU test suites (`MATFORMER_REQUIRE_GPU=1` makes them
 //!   fail instead of skipping when there is no adapter).
 

@@ -81,6 +81,9 @@ pub struct TrainConfig {
     pub resume: bool,
     /// Stop (as if killed) once this many total steps are done, without the final evaluation and export.
     pub stop_after: Option<usize>,
+    /// Steps of the run that `cargo xtask report` compares with its baselines when the shipped run is too
+    /// long to repeat once per granularity (`None`: the report compares the shipped model itself).
+    pub report_steps: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -110,6 +113,7 @@ impl TrainConfig {
             export_dtype: "f16".into(),
             resume: true,
             stop_after: None,
+            report_steps: None,
         }
     }
 
@@ -137,6 +141,9 @@ impl TrainConfig {
             export_dtype: "f32".into(),
             resume: true,
             stop_after: None,
+            // Four 150-epoch baselines take about four hours of the 2 cores, more than a working session
+            // (and `runs/` does not outlive one); the report compares the recipe at 15 epochs instead.
+            report_steps: Some(15 * 60_000 / 32),
         }
     }
 
@@ -180,6 +187,7 @@ impl TrainConfig {
         self.model.validate()?;
         let m = self.trained_model()?;
         anyhow::ensure!(self.steps > 0, "steps must be > 0");
+        anyhow::ensure!(self.report_steps != Some(0), "report_steps must be > 0 when given");
         anyhow::ensure!(self.batch_size > 0, "batch_size must be > 0");
         anyhow::ensure!(self.optim.lr > 0.0 && self.optim.lr.is_finite(), "optim.lr must be positive");
         anyhow::ensure!(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use matformer_graph::ModelConfig;
 use matformer_train::optim::AdamWConfig;
-use matformer_train::report::{family_report, interpolate, markdown, ReportOptions};
+use matformer_train::report::{family_report, interpolate, markdown, merge, FamilyReport, ReportOptions};
 use matformer_train::{train, Objective, Task, TrainConfig};
 
 fn tmp(name: &str) -> PathBuf {
@@ -36,19 +36,26 @@ fn tiny(root: &std::path::Path) -> TrainConfig {
         export_dtype: "f32".into(),
         resume: true,
         stop_after: None,
+        report_steps: None,
     }
+}
+
+/// A root with the tiny preset's shipped model trained, and the repository's data linked in (the report
+/// reads the data relative to its root).
+fn shipped_tiny(name: &str) -> (PathBuf, TrainConfig, ReportOptions) {
+    let root = tmp(name);
+    let cfg = tiny(&root);
+    train(&cfg, false).unwrap();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::os::unix::fs::symlink(repo.join("data"), root.join("data")).unwrap();
+    let opts =
+        ReportOptions { root: root.clone(), out_dir: root.join("report"), presets: vec![], train_missing: false };
+    (root, cfg, opts)
 }
 
 #[test]
 fn report_compares_matformer_with_baselines_and_mix_n_match() {
-    let root = tmp("lm");
-    let cfg = tiny(&root);
-    train(&cfg, false).unwrap();
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut opts =
-        ReportOptions { root: root.clone(), out_dir: root.join("report"), presets: vec![], train_missing: false };
-    // The report reads the data relative to its root.
-    std::os::unix::fs::symlink(repo.join("data"), root.join("data")).unwrap();
+    let (root, cfg, mut opts) = shipped_tiny("lm");
 
     let err = family_report(&cfg, &opts).unwrap_err().to_string();
     assert!(err.contains("baseline") && err.contains("--objective baseline:"), "{err}");
@@ -90,5 +97,53 @@ fn report_compares_matformer_with_baselines_and_mix_n_match() {
     std::fs::copy(base.join("tiny-baseline-m.safetensors"), base.join("tiny-baseline-s.safetensors")).unwrap();
     let err = family_report(&cfg, &opts).unwrap_err().to_string();
     assert!(err.contains("tiny-baseline-s") && err.contains("stale"), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn report_steps_compare_a_shorter_run_and_list_the_shipped_model_beside_it() {
+    let (root, shipped, mut opts) = shipped_tiny("short");
+    let cfg = TrainConfig { report_steps: Some(6), ..shipped };
+    let err = family_report(&cfg, &opts).unwrap_err().to_string();
+    assert!(err.contains("6-step MatFormer run") && err.contains("--steps 6"), "{err}");
+
+    opts.train_missing = true;
+    let r = family_report(&cfg, &opts).unwrap();
+    assert_eq!(r.steps, 6);
+    assert_eq!(r.model, PathBuf::from("runs/report/tiny-joint.safetensors"));
+    let sh = r.shipped.as_ref().expect("the shipped model is not the compared one");
+    assert_eq!((sh.model.clone(), sh.steps), (PathBuf::from("models/tiny.safetensors"), 12));
+    assert_eq!(sh.rows.len(), r.rows.len());
+    for ((e, a), row) in sh.rows.iter().zip(&r.rows) {
+        assert_eq!((e.params, e.width), (row.matformer.params, row.matformer.width));
+        // Twice the steps of the same recipe: a different model, measured, not copied.
+        assert_ne!(e.loss, row.matformer.loss);
+        assert!((0.0..=1.0).contains(&a.agreement));
+    }
+    assert_eq!(sh.rows.last().unwrap().1.agreement, 1.0);
+    let md = markdown::render(std::slice::from_ref(&r));
+    assert!(
+        md.contains("### The shipped model") && md.contains("`models/tiny.safetensors`, trained 12 steps (2×"),
+        "{md}"
+    );
+
+    // Baselines left over from a recipe with another step count hold the same model shapes, and are refused.
+    let longer = TrainConfig { report_steps: Some(8), ..cfg.clone() };
+    std::fs::remove_file(root.join("runs/report/tiny-joint.safetensors")).unwrap();
+    std::fs::remove_dir_all(root.join("runs/report/tiny-joint")).unwrap();
+    let err = family_report(&longer, &opts).unwrap_err().to_string();
+    assert!(err.contains("tiny-baseline-s") && err.contains("another recipe") && err.contains("stale"), "{err}");
+
+    // report.json written before `shipped` existed still reads, and a regenerated family replaces only its own.
+    let mut old = serde_json::to_value(&r).unwrap();
+    old.as_object_mut().unwrap().remove("shipped");
+    let mut other: FamilyReport = serde_json::from_value(old).unwrap();
+    assert!(other.shipped.is_none());
+    other.preset = "other".into();
+    let mut reports = vec![other.clone(), r.clone()];
+    let mut again = r.clone();
+    again.steps = 99;
+    merge(&mut reports, again);
+    assert_eq!(reports.iter().map(|x| (x.preset.as_str(), x.steps)).collect::<Vec<_>>(), [("other", 6), ("tiny", 99)]);
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -154,6 +154,7 @@ fn tiny_lm(out: &Path, steps: usize) -> TrainConfig {
         export_dtype: "f32".into(),
         resume: true,
         stop_after: None,
+        report_steps: None,
     }
 }
 
@@ -254,6 +255,7 @@ fn tiny_vit(out: &Path, data: &Path, objective: Objective, steps: usize) -> Trai
         export_dtype: "f32".into(),
         resume: true,
         stop_after: None,
+        report_steps: None,
     }
 }
 
