@@ -297,16 +297,24 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> Result<TrainSummary> {
     let model_cfg = cfg.trained_model()?;
     std::fs::create_dir_all(&cfg.out_dir).with_context(|| format!("creating {}", cfg.out_dir.display()))?;
     let cfg_json = serde_json::to_string_pretty(cfg)?;
-    std::fs::write(cfg.out_dir.join("config.json"), &cfg_json)?;
     let state_path = cfg.out_dir.join("state.safetensors");
     let mut data = Data::load(&cfg.task)?;
 
     let (mut st, resumed) = if cfg.resume && state_path.is_file() {
-        let (st, _) = load_state(&state_path)?;
+        let (st, recorded) = load_state(&state_path)?;
         if st.weights.config != model_cfg {
             return Err(anyhow!(
                 "{} holds a different model; delete it or pick another out_dir to start over",
                 state_path.display()
+            ));
+        }
+        // Resuming under other steps, schedule, data or seed would silently train something else.
+        if serde_json::from_str::<TrainConfig>(&recorded).is_ok_and(|ran| !ran.same_recipe(cfg)) {
+            return Err(anyhow!(
+                "{} was saved by a run with another recipe (steps, batch, schedule, data or seed differ, see {}); \
+                 resume with the same settings, or start over with --no-resume or another out_dir",
+                state_path.display(),
+                cfg.out_dir.join("config.json").display()
             ));
         }
         (st, true)
@@ -315,6 +323,7 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> Result<TrainSummary> {
         let opt = AdamW::new(&weights);
         (TrainState { step: 0, weights, opt, elapsed_s: 0.0 }, false)
     };
+    std::fs::write(cfg.out_dir.join("config.json"), &cfg_json)?;
     let start_step = st.step;
     let subs = granularity_submodels(&model_cfg)?;
     let names: Vec<String> = subs.iter().map(|s| s.0.clone()).collect();

@@ -154,16 +154,6 @@ pub fn baseline_config(preset: &TrainConfig, g: &str, root: &Path) -> TrainConfi
     }
 }
 
-/// Whether two configs train the same thing (model, objective, data, schedule, seed), whatever their paths.
-fn same_recipe(a: &TrainConfig, b: &TrainConfig) -> bool {
-    let task = |t: &crate::Task| match t {
-        crate::Task::Shakespeare { seq_len, .. } => crate::Task::Shakespeare { data_dir: None, seq_len: *seq_len },
-        crate::Task::FashionMnist { augment, .. } => crate::Task::FashionMnist { data_dir: None, augment: *augment },
-    };
-    (&a.model, &a.objective, task(&a.task), a.steps, a.batch_size, &a.optim, a.seed)
-        == (&b.model, &b.objective, task(&b.task), b.steps, b.batch_size, &b.optim, b.seed)
-}
-
 /// The weights `cfg` exports, trained (or resumed) first when missing and `opts.train_missing`. Refuses a
 /// file that holds another model, and a run directory that records another recipe (left over from an older
 /// preset), before resuming it with the wrong schedule.
@@ -185,7 +175,7 @@ fn trained_weights(cfg: &TrainConfig, what: &str, opts: &ReportOptions) -> Resul
     if let Ok(text) = std::fs::read_to_string(&recorded) {
         let ran: TrainConfig =
             serde_json::from_str(&text).with_context(|| format!("reading {}", recorded.display()))?;
-        if !same_recipe(&ran, cfg) {
+        if !ran.same_recipe(cfg) {
             return Err(stale(&format!("records another recipe than the {what}")));
         }
     }
