@@ -182,24 +182,16 @@ impl TrainConfig {
         }
     }
 
-    /// Whether `self` and `other` train the same thing (model, objective, data and augmentation, steps,
-    /// batch, optimizer and schedule, seed), whatever their paths: a run may only be resumed or reused
-    /// under the recipe it was started with.
+    /// Whether a run started as `self` may be resumed as `other`: the same model, objective, data and
+    /// augmentation, batch, optimizer and seed, whatever their paths. `steps` may differ, which extends
+    /// (or shortens) a run; callers that need the exact run compare it too.
     pub fn same_recipe(&self, other: &TrainConfig) -> bool {
         let task = |t: &Task| match t {
             Task::Shakespeare { seq_len, .. } => Task::Shakespeare { data_dir: None, seq_len: *seq_len },
             Task::FashionMnist { augment, .. } => Task::FashionMnist { data_dir: None, augment: *augment },
         };
-        (&self.model, &self.objective, task(&self.task), self.steps, self.batch_size, &self.optim, self.seed)
-            == (
-                &other.model,
-                &other.objective,
-                task(&other.task),
-                other.steps,
-                other.batch_size,
-                &other.optim,
-                other.seed,
-            )
+        (&self.model, &self.objective, task(&self.task), self.batch_size, &self.optim, self.seed)
+            == (&other.model, &other.objective, task(&other.task), other.batch_size, &other.optim, other.seed)
     }
 
     /// Check the config for mistakes that would otherwise surface mid-run.

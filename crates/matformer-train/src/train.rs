@@ -308,11 +308,11 @@ pub fn train(cfg: &TrainConfig, progress: bool) -> Result<TrainSummary> {
                 state_path.display()
             ));
         }
-        // Resuming under other steps, schedule, data or seed would silently train something else.
+        // Resuming under another schedule, data or seed would silently train something else.
         if serde_json::from_str::<TrainConfig>(&recorded).is_ok_and(|ran| !ran.same_recipe(cfg)) {
             return Err(anyhow!(
-                "{} was saved by a run with another recipe (steps, batch, schedule, data or seed differ, see {}); \
-                 resume with the same settings, or start over with --no-resume or another out_dir",
+                "{} was saved by a run with another recipe (model, objective, data, batch, optimizer or seed \
+                 differ, see {}); resume with the same settings, or start over with --no-resume or another out_dir",
                 state_path.display(),
                 cfg.out_dir.join("config.json").display()
             ));

@@ -190,13 +190,13 @@ fn resume_after_kill_is_bit_identical() {
     killed.stop_after = Some(10); // "killed" after step 10: the last checkpoint is step 8
     let a = train(&killed, false).unwrap();
     assert_eq!(a.end_step, 10);
-    // Resuming under another schedule is refused, and leaves the run directory as it was.
-    let other = TrainConfig { steps: 14, stop_after: None, ..killed.clone() };
+    // Resuming under another seed is refused, and leaves the run directory as it was.
+    let other = TrainConfig { seed: 12, stop_after: None, ..killed.clone() };
     let err = train(&other, false).unwrap_err().to_string();
     assert!(err.contains("another recipe") && err.contains("--no-resume"), "{err}");
     let recorded: TrainConfig =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    assert_eq!(recorded.steps, 12);
+    assert_eq!(recorded.seed, 11);
     killed.stop_after = None;
     let b = train(&killed, false).unwrap();
     assert!(b.resumed);

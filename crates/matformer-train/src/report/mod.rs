@@ -175,7 +175,7 @@ fn trained_weights(cfg: &TrainConfig, what: &str, opts: &ReportOptions) -> Resul
     if let Ok(text) = std::fs::read_to_string(&recorded) {
         let ran: TrainConfig =
             serde_json::from_str(&text).with_context(|| format!("reading {}", recorded.display()))?;
-        if !ran.same_recipe(cfg) {
+        if !ran.same_recipe(cfg) || ran.steps != cfg.steps {
             return Err(stale(&format!("records another recipe than the {what}")));
         }
     }
