@@ -239,6 +239,18 @@ fn eval_keep(
     (e, kept)
 }
 
+/// Every granularity of `w`, smallest first: its quality, and its agreement with `w`'s own xl.
+fn granularities_vs_own_xl(
+    w: &ModelWeights,
+    batches: &[Batch],
+    ws: &mut Workspace,
+) -> Result<Vec<(GranEval, Agreement)>> {
+    let grans = granularity_submodels(&w.config)?;
+    let (xl_name, xl_sub) = grans.last().ok_or_else(|| anyhow!("the model has no granularities"))?;
+    let (_, xl_logits) = eval_keep(w, xl_name, xl_sub, batches, ws);
+    Ok(grans.iter().map(|(g, sub)| eval_against(w, g, sub, batches, &xl_logits, ws)).collect())
+}
+
 /// Build the report for one preset, training its missing runs when `opts.train_missing`.
 pub fn family_report(preset: &TrainConfig, opts: &ReportOptions) -> Result<FamilyReport> {
     let shipped_path =
@@ -267,8 +279,8 @@ pub fn family_report(preset: &TrainConfig, opts: &ReportOptions) -> Result<Famil
     let mut ws = Workspace::default();
     eprintln!("[report] {}: {} granularities on {eval_predictions} predictions", preset.name, grans.len());
 
-    let (xl_name, xl_sub) = grans.last().cloned().ok_or_else(|| anyhow!("{} has no granularities", preset.name))?;
-    let (_, xl_logits) = eval_keep(w, &xl_name, &xl_sub, &batches, &mut ws);
+    let xl_name = grans.last().map(|g| g.0.clone()).ok_or_else(|| anyhow!("{} has no granularities", preset.name))?;
+    let matformer_rows = granularities_vs_own_xl(w, &batches, &mut ws)?;
 
     let mut baselines = Vec::new();
     for (g, _) in &grans {
@@ -279,9 +291,8 @@ pub fn family_report(preset: &TrainConfig, opts: &ReportOptions) -> Result<Famil
     let (_, base_xl_logits) = eval_keep(base_xl, &xl_name, &Submodel::full(&base_xl.config), &batches, &mut ws);
 
     let mut rows = Vec::new();
-    for ((g, sub), b) in grans.iter().zip(&baselines) {
-        eprintln!("[report] {}: granularity {g}", preset.name);
-        let (matformer, matformer_vs_xl) = eval_against(w, g, sub, &batches, &xl_logits, &mut ws);
+    for (((g, _), b), (matformer, matformer_vs_xl)) in grans.iter().zip(&baselines).zip(matformer_rows) {
+        eprintln!("[report] {}: baseline {g}", preset.name);
         let (mut baseline, baseline_vs_xl) =
             eval_against(b, g, &Submodel::full(&b.config), &batches, &base_xl_logits, &mut ws);
         baseline.name = g.clone();
@@ -292,10 +303,7 @@ pub fn family_report(preset: &TrainConfig, opts: &ReportOptions) -> Result<Famil
         None
     } else {
         eprintln!("[report] {}: the shipped model", preset.name);
-        let grans = granularity_submodels(&shipped.config)?;
-        let (xl_name, xl_sub) = grans.last().cloned().expect("the compared model has the same granularities");
-        let (_, xl_logits) = eval_keep(&shipped, &xl_name, &xl_sub, &batches, &mut ws);
-        let rows = grans.iter().map(|(g, sub)| eval_against(&shipped, g, sub, &batches, &xl_logits, &mut ws)).collect();
+        let rows = granularities_vs_own_xl(&shipped, &batches, &mut ws)?;
         Some(ShippedModel { model: relative(&shipped_path, &opts.root), steps: preset.steps, rows })
     };
 
