@@ -134,6 +134,10 @@ fn report_steps_compare_a_shorter_run_and_list_the_shipped_model_beside_it() {
     let err = family_report(&longer, &opts).unwrap_err().to_string();
     assert!(err.contains("tiny-baseline-s") && err.contains("another recipe") && err.contains("stale"), "{err}");
 
+    // A section kept in report.json reads back to the same bits, so keeping it does not drift.
+    let text = serde_json::to_string(&r).unwrap();
+    let back: FamilyReport = serde_json::from_str(&text).unwrap();
+    assert_eq!(serde_json::to_string(&back).unwrap(), text);
     // report.json written before `shipped` existed still reads, and a regenerated family replaces only its own.
     let mut old = serde_json::to_value(&r).unwrap();
     old.as_object_mut().unwrap().remove("shipped");
